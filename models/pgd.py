@@ -1,0 +1,38 @@
+"""L-inf projected gradient descent on a model's own loss (Madry et al. 2018), used for adversarial training.
+
+Only input gradients are taken (``torch.autograd.grad`` with respect to the input), so the weight
+gradients that a full ``backward()`` would compute are never spent.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.losses import ModelLoss
+
+
+def pgd_linf(
+    network: nn.Module,
+    loss: ModelLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    eps_step: float,
+    max_iter: int,
+    random_start: bool = True,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Untargeted PGD: ascend the per-example loss by ``eps_step * sign(grad)`` within the eps ball and [0, 1]."""
+    lower, upper = (x - eps).clamp_min(0.0), (x + eps).clamp_max(1.0)
+    x_adv = x.clone()
+    if random_start:
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        x_adv = torch.minimum(torch.maximum(x + (2 * noise - 1) * eps, lower), upper)
+    for _ in range(max_iter):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            total = loss.per_example(network(x_adv), y).sum()
+            (grad,) = torch.autograd.grad(total, x_adv)
+        x_adv = torch.minimum(torch.maximum(x_adv.detach() + eps_step * grad.sign(), lower), upper)
+    return x_adv.detach()
