@@ -7,7 +7,6 @@ and the valid choices, and exit with status 2 without a traceback.
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -39,7 +38,21 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class UserError(click.ClickException):
+    """A BenchError shown as one line, exit status 2, no traceback."""
+
+    exit_code = 2
+
+
+class BenchGroup(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BenchError as exc:
+            raise UserError(str(exc)) from exc
+
+
+@click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.version_option(package_name="bench")
 def main(verbose: int) -> None:
@@ -61,24 +74,56 @@ def main(verbose: int) -> None:
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate (cosine decay to 0).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the initialisation and batch order.")
+@click.option("--n-train", type=int, default=None, help="Train on a seeded subset of this many images (quick runs).")
 @click.option("--pgd-at", is_flag=True, help="PGD adversarial training (Madry et al.) as in vu2018.")
 @click.option("--pgd-eps", type=float, default=0.3, show_default=True, help="L-inf radius of the training attack.")
 @click.option("--pgd-step", type=float, default=0.01, show_default=True, help="Step size of the training attack.")
 @click.option("--pgd-iter", type=int, default=40, show_default=True, help="Steps of the training attack (vu2018: 40).")
 @click.option("--codeword-length", type=int, default=128, show_default=True, help="d for R:TANH:MSE.")
-@click.option("--codebook-key", envvar="BENCH_CODEBOOK_KEY", default=None,
-              help="Secret key of the R:TANH:MSE codebook (or BENCH_CODEBOOK_KEY); a public default otherwise.")
+@click.option(
+    "--codebook-key",
+    envvar="BENCH_CODEBOOK_KEY",
+    default=None,
+    help="Secret key of the R:TANH:MSE codebook (or BENCH_CODEBOOK_KEY); a public default otherwise.",
+)
 @click.option("--lmcl-s", type=float, default=10.0, show_default=True, help="LMCL scale s.")
 @click.option("--lmcl-m", type=float, default=0.3, show_default=True, help="LMCL margin m.")
 @click.option("--depth", type=int, default=22, show_default=True, help="DenseNet-BC depth (6n + 4).")
 @click.option("--growth", type=int, default=12, show_default=True, help="DenseNet growth rate k.")
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
-@click.option("--data-dir", envvar="BENCH_DATA_DIR", type=click.Path(path_type=Path), default=None,
-              help="Folder with the dataset files (or BENCH_DATA_DIR).")
+@click.option(
+    "--data-dir",
+    envvar="BENCH_DATA_DIR",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder with the dataset files (or BENCH_DATA_DIR).",
+)
 @click.option("--force", is_flag=True, help="Retrain even if the store has the model.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
-def train(dataset, models, arch, epochs, batch_size, lr, seed, pgd_at, pgd_eps, pgd_step, pgd_iter, codeword_length,
-          codebook_key, lmcl_s, lmcl_m, depth, growth, device, data_dir, force, progress) -> None:
+def train(
+    dataset,
+    models,
+    arch,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    n_train,
+    pgd_at,
+    pgd_eps,
+    pgd_step,
+    pgd_iter,
+    codeword_length,
+    codebook_key,
+    lmcl_s,
+    lmcl_m,
+    depth,
+    growth,
+    device,
+    data_dir,
+    force,
+    progress,
+) -> None:
     """Train models (or take them from the store) and print their clean test accuracy."""
     from models.spec import KINDS, AdversarialTraining, TrainConfig, make_spec
     from models.store import ModelStore
@@ -86,27 +131,46 @@ def train(dataset, models, arch, epochs, batch_size, lr, seed, pgd_at, pgd_eps, 
 
     names = list(KINDS.names()) if any(m.lower() == "all" for m in models) else list(models)
     adversarial = AdversarialTraining(pgd_eps, pgd_step, pgd_iter) if pgd_at else None
-    config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, adversarial=adversarial)
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, adversarial=adversarial, n_train=n_train
+    )
     specs = [
-        make_spec(dataset, name, arch, config, codeword_length=codeword_length, codebook_key=codebook_key,
-                  lmcl_s=lmcl_s, lmcl_m=lmcl_m, densenet_depth=depth, densenet_growth=growth)
+        make_spec(
+            dataset,
+            name,
+            arch,
+            config,
+            codeword_length=codeword_length,
+            codebook_key=codebook_key,
+            lmcl_s=lmcl_s,
+            lmcl_m=lmcl_m,
+            densenet_depth=depth,
+            densenet_growth=growth,
+        )
         for name in names
     ]
     _check_device(device)
     store = ModelStore()
     rows = []
     for spec in specs:
-        stored = obtain(spec, store, data_dir=data_dir, device=device, codebook_key=codebook_key,
-                        progress=progress, force=force)
+        stored = obtain(
+            spec, store, data_dir=data_dir, device=device, codebook_key=codebook_key, progress=progress, force=force
+        )
         m = stored.meta
-        rows.append([spec.name, f"{100 * m['clean_accuracy']:.2f}%", m["n_test"], f"{m['train_seconds']:.0f}", m["key"]])
+        rows.append(
+            [spec.name, f"{100 * m['clean_accuracy']:.2f}%", m["n_test"], f"{m['train_seconds']:.0f}", m["key"]]
+        )
     click.echo(tabulate(rows, headers=["model", "clean accuracy", "test images", "train s", "store key"]))
 
 
 @main.command(name="models")
 @click.option("--dataset", default=None, help="Only this dataset.")
-@click.option("--report", type=click.Path(path_type=Path), default=None,
-              help="Write the markdown report (e.g. reports/models.md) instead of printing a table.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the markdown report (e.g. reports/models.md) instead of printing a table.",
+)
 def list_models(dataset, report) -> None:
     """List the models in the store, or write reports/models.md from it."""
     from bench.datasets import DATASETS
@@ -136,18 +200,3 @@ def _check_device(device: str) -> None:
             raise ConfigError(f"device {device!r} asked for, but torch sees no CUDA device here; use --device cpu.")
         return
     raise ConfigError(f"device {device!r} is not cpu or cuda[:N].")
-
-
-def run() -> None:
-    """Console entry point: user errors become one line on stderr and exit status 2."""
-    try:
-        main(standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except BenchError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)

@@ -55,7 +55,8 @@ class BenchClassifier(PyTorchClassifier):
     ) -> np.ndarray | torch.Tensor:
         """Input gradient of the per-example loss; NumPy in, NumPy out; torch in, torch out."""
         given_numpy = isinstance(x, np.ndarray)
-        x_t = torch.as_tensor(x, device=self._device, dtype=torch.float32).detach().clone().requires_grad_(True)
+        dtype = next(self.network.parameters()).dtype
+        x_t = torch.as_tensor(x, device=self._device, dtype=dtype).detach().clone().requires_grad_(True)
         y_t = torch.as_tensor(y, device=self._device)
         self.network.train(mode=training_mode)
         with torch.enable_grad():
@@ -67,7 +68,8 @@ class BenchClassifier(PyTorchClassifier):
         return grad.to(x.dtype)
 
 
-def make_estimator(spec: ModelSpec, network: Network, input_shape: tuple[int, ...], nb_classes: int,
-                   device: str = "cpu") -> BenchClassifier:
+def make_estimator(
+    spec: ModelSpec, network: Network, input_shape: tuple[int, ...], nb_classes: int, device: str = "cpu"
+) -> BenchClassifier:
     """The ART estimator for a trained network of ``spec``."""
     return BenchClassifier(network.to(device), build_loss(spec), input_shape, nb_classes, device)

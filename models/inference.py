@@ -14,6 +14,8 @@ def predict_scores(network: nn.Module, x: torch.Tensor, batch_size: int = 1000, 
     return torch.cat(out) if out else torch.empty(0)
 
 
-def accuracy(network: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, device: str = "cpu") -> float:
+def accuracy(
+    network: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1000, device: str = "cpu"
+) -> float:
     """The share of images whose predicted class (argmax of the scores) equals the label."""
     return (predict_scores(network, x, batch_size, device).argmax(1) == y).float().mean().item()

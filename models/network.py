@@ -29,8 +29,12 @@ class Network(nn.Module):
 
 
 def build_network(
-    spec: ModelSpec, input_shape: tuple[int, int, int], n_classes: int, codebook_key: str | None = None,
-    *, placeholder_codebook: bool = False,
+    spec: ModelSpec,
+    input_shape: tuple[int, int, int],
+    n_classes: int,
+    codebook_key: str | None = None,
+    *,
+    placeholder_codebook: bool = False,
 ) -> Network:
     """A freshly initialised network for ``spec`` (seed the RNG first for a reproducible init).
 

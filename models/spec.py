@@ -195,8 +195,7 @@ def make_spec(
     if kind.head == "codeword":
         _check(
             codeword_length >= n_classes,
-            f"codeword length {codeword_length} is below the number of classes ({n_classes}); "
-            "saito2019 uses 128.",
+            f"codeword length {codeword_length} is below the number of classes ({n_classes}); saito2019 uses 128.",
         )
         key, is_default = resolve_key(codebook_key)
         extra.update(

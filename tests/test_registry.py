@@ -1,0 +1,40 @@
+import pytest
+
+from bench.errors import UnknownNameError
+from bench.registry import Registry
+
+
+def make() -> Registry[int]:
+    reg: Registry[int] = Registry("thing")
+    reg.register("O:SOFTMAX:CE", 1, aliases=("softmax_ce",))
+    reg.register("hinge", 2)
+    return reg
+
+
+def test_lookup_by_name_alias_and_any_case():
+    reg = make()
+    assert reg.get("O:SOFTMAX:CE") == 1
+    assert reg.get("softmax_ce") == 1
+    assert reg.get("o:softmax:ce") == 1
+    assert reg.canonical("SOFTMAX_CE") == "O:SOFTMAX:CE"
+
+
+def test_unknown_name_lists_valid_names_and_suggests_near_miss():
+    with pytest.raises(UnknownNameError) as info:
+        make().get("O:SOFTMAX:XE")
+    message = str(info.value)
+    assert "'O:SOFTMAX:XE'" in message
+    assert "O:SOFTMAX:CE, hinge" in message
+    assert "Did you mean 'O:SOFTMAX:CE'?" in message
+
+
+def test_unknown_name_without_near_miss_has_no_suggestion():
+    with pytest.raises(UnknownNameError) as info:
+        make().get("zzzzzz")
+    assert "Did you mean" not in str(info.value)
+
+
+def test_duplicate_names_are_refused():
+    reg = make()
+    with pytest.raises(ValueError, match="already registered"):
+        reg.register("Hinge", 3)
