@@ -11,6 +11,15 @@ by ``isinstance``). What ART sees:
   tensors and returns the type it was given. Only the input gradient is computed: the weights
   are frozen, so no weight gradient is spent.
 - ``class_gradient`` (CW, DeepFool): ART's own, on the scores above.
+
+Two more views, for attacks that need them (``attacks_ext``):
+
+- ``raw_outputs``: the head's raw vector: logits for softmax and hinge models, cosines for LMCL,
+  the 128 tanh outputs for R:TANH:MSE (what an attacker who does not know about codewords
+  takes for logits).
+- ``target_outputs``: the output the loss compares with a target representation, and the targets:
+  (softmax probabilities, one-hot rows) for O:SOFTMAX:*, (tanh outputs, codebook) for R:TANH:MSE;
+  for hinge and LMCL, which have no target vectors, (raw outputs, one-hot rows).
 """
 
 from __future__ import annotations
@@ -45,10 +54,25 @@ class BenchClassifier(PyTorchClassifier):
             device_type="gpu" if device.startswith("cuda") else "cpu",
         )
         self.loss_fn = loss
+        self.spec: ModelSpec | None = None
 
     @property
     def network(self) -> Network:
         return self._model._model
+
+    def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network.raw_outputs(x)
+
+    def target_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(outputs, targets): the output vectors and one target row per class, as the loss compares them."""
+        raw = self.network.raw_outputs(x)
+        codebook = getattr(self.network.head, "codebook", None)
+        if codebook is not None:
+            return raw, codebook
+        eye = torch.eye(self.nb_classes, dtype=raw.dtype, device=raw.device)
+        if self.spec is not None and self.spec.model.startswith("O:SOFTMAX"):
+            return raw.softmax(dim=1), eye
+        return raw, eye
 
     def loss_gradient(
         self, x: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, training_mode: bool = False, **kwargs
@@ -72,4 +96,6 @@ def make_estimator(
     spec: ModelSpec, network: Network, input_shape: tuple[int, ...], nb_classes: int, device: str = "cpu"
 ) -> BenchClassifier:
     """The ART estimator for a trained network of ``spec``."""
-    return BenchClassifier(network.to(device), build_loss(spec), input_shape, nb_classes, device)
+    estimator = BenchClassifier(network.to(device), build_loss(spec), input_shape, nb_classes, device)
+    estimator.spec = spec
+    return estimator
