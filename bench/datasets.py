@@ -58,11 +58,15 @@ class Split:
         """
         if n_samples is None or n_samples >= len(self):
             return self
+        idx = self.subset_indices(n_samples, seed)
+        return Split(self.x[idx], self.y[idx])
+
+    def subset_indices(self, n_samples: int, seed: int) -> torch.Tensor:
+        """The indices that ``subset`` takes, in dataset order."""
         if n_samples <= 0:
             raise ConfigError(f"n_samples={n_samples} is not a positive number of images; expected 1..{len(self)}.")
         rng = np.random.Generator(np.random.PCG64(seed))
-        idx = torch.from_numpy(np.sort(rng.permutation(len(self))[:n_samples]))
-        return Split(self.x[idx], self.y[idx])
+        return torch.from_numpy(np.sort(rng.permutation(len(self))[: min(n_samples, len(self))]))
 
 
 @dataclass(frozen=True)

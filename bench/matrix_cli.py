@@ -1,0 +1,82 @@
+"""The work behind `bench matrix` and `bench report`: describing a plan, running it, writing the report."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections import Counter
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.attacks import ATTACKS
+from bench.paths import bench_home
+from bench.results import ResultsStore
+from bench.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
+
+
+def results_store(out: Path | None) -> ResultsStore:
+    folder = out or bench_home() / "results"
+    return ResultsStore(folder / "results.sqlite")
+
+
+def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool) -> str:
+    cells = plan.cells
+    per = Counter((c.setting, c.attack) for c in cells)
+    samples = {c.attack: c.n_samples for c in cells}
+    lines = [
+        f"preset {plan.preset.name!r}: {len(cells)} cells on {options.dataset}, models: {', '.join(plan.specs)}",
+        "images per cell: " + ", ".join(f"{a}={n}" for a, n in sorted(samples.items())),
+        tabulate(sorted((s, a, n) for (s, a), n in per.items()), headers=["setting", "attack", "cells"]),
+    ]
+    if estimate:
+        lines.append(_estimate(plan, options))
+    return "\n".join(lines)
+
+
+def _estimate(plan: Plan, options: MatrixOptions) -> str:
+    """An upper bound: every iteration of every unique craft at the throughput of an untrained network."""
+    import torch
+
+    from bench.datasets import dataset_info
+    from bench.passes import measure_throughput
+    from models.network import build_network
+
+    spec = next(iter(plan.specs.values()))
+    info = dataset_info(spec.dataset)
+    network = build_network(spec, info.shape, info.n_classes, options.codebook_key)
+    tp = measure_throughput(network, torch.rand(options.batch_size, *info.shape))
+    per_image = tp.forward_s + tp.backward_s
+    crafts = {c.craft_key: c for c in plan.cells}.values()
+    seconds = sum(ATTACKS.get(c.attack).cost(dict(c.params)) * c.n_samples * per_image for c in crafts)
+    return (
+        f"estimated cost: at most {seconds / 60:.0f} min of attacks for {len(crafts)} unique crafts "
+        f"({1 / per_image:.0f} images/s forward+backward here), plus training of models not in the store"
+    )
+
+
+def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path) -> str:
+    folder = out or bench_home() / "results"
+    store = ResultsStore(folder / "results.sqlite")
+    summary = MatrixRunner(options, store, folder).run(plan)
+    path = write_report(plan.cells[0].dataset if plan.cells else options.dataset, store, reports_dir)
+    return _summary_text(summary, path)
+
+
+def write_report(dataset: str, store: ResultsStore, reports_dir: Path) -> Path:
+    from bench.reports.render import write_dataset_report
+    from models.store import ModelStore
+
+    command = "bench report --dataset " + shlex.quote(dataset)
+    return write_dataset_report(dataset, store, ModelStore().list(), reports_dir, command)
+
+
+def _summary_text(summary: RunSummary, report: Path) -> str:
+    lines = [
+        f"{summary.done} cells run, {summary.skipped} already finished, {len(summary.failed)} failed; report: {report}"
+    ]
+    for name, error in summary.failed:
+        lines.append(f"  FAILED {name}: {error}")
+    if summary.failed:
+        print("\n".join(lines), file=sys.stderr)
+    return lines[0]

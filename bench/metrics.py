@@ -1,0 +1,38 @@
+"""Metrics of one cell: a rate with its Wilson interval, and the sizes of the perturbations that worked."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion (95% by default); (0, 1) when n is 0."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass(frozen=True)
+class PerturbationSizes:
+    l2_mean: float | None
+    l2_median: float | None
+    linf_mean: float | None
+    linf_median: float | None
+
+
+def perturbation_sizes(x: torch.Tensor, x_adv: torch.Tensor, worked: torch.Tensor) -> PerturbationSizes:
+    """Mean and median L2 and L-inf norms of x_adv - x over the examples where the attack worked."""
+    if not bool(worked.any()):
+        return PerturbationSizes(None, None, None, None)
+    delta = (x_adv - x)[worked].flatten(1).double()
+    l2, linf = delta.norm(dim=1), delta.abs().amax(dim=1)
+    return PerturbationSizes(l2.mean().item(), l2.median().item(), linf.mean().item(), linf.median().item())

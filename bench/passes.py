@@ -1,0 +1,74 @@
+"""Counting the forward and backward passes an attack makes, and what such passes cost on this machine.
+
+The cost ratio of a cell is its wall time over the time its passes alone would take at the
+throughput measured in the same run: 1.0 means the attack spends nothing beyond the network.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class PassCount:
+    forward: int = 0  # images through a forward pass
+    backward: int = 0  # images through a backward pass to the input
+
+
+@contextmanager
+def count_passes(network: nn.Module) -> Iterator[PassCount]:
+    """Counts images through ``network``'s forward, and through backward passes that reach its input."""
+    count = PassCount()
+
+    def on_forward(module, args, output):
+        count.forward += args[0].shape[0]
+
+    def on_backward(module, grad_input, grad_output):
+        if grad_input and grad_input[0] is not None:
+            count.backward += grad_input[0].shape[0]
+
+    handles = [network.register_forward_hook(on_forward), network.register_full_backward_hook(on_backward)]
+    try:
+        yield count
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Seconds per image of a forward pass, and of a backward pass to the input, at one batch size."""
+
+    forward_s: float
+    backward_s: float
+    batch_size: int
+
+    def seconds(self, passes: PassCount) -> float:
+        return passes.forward * self.forward_s + passes.backward * self.backward_s
+
+
+def measure_throughput(network: nn.Module, x: torch.Tensor, rounds: int = 3) -> Throughput:
+    """Median time of forward and forward+backward on ``x`` (after a warm-up), per image."""
+    network.eval()
+    fwd, both = [], []
+    for i in range(rounds + 1):
+        start = time.perf_counter()
+        with torch.no_grad():
+            network(x)
+        mid = time.perf_counter()
+        x_req = x.clone().requires_grad_(True)
+        out = network(x_req)
+        torch.autograd.grad(out.sum(), x_req)
+        end = time.perf_counter()
+        if i:  # the first round warms caches and allocators
+            fwd.append(mid - start)
+            both.append(end - mid)
+    f, b = sorted(fwd)[len(fwd) // 2], sorted(both)[len(both) // 2]
+    n = x.shape[0]
+    return Throughput(forward_s=f / n, backward_s=max(b - f, 0.0) / n, batch_size=n)

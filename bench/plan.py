@@ -1,0 +1,247 @@
+"""Presets (data files) expanded into matrix cells.
+
+A cell is (dataset, model, attack, attack parameters, threat setting, sample set, seed). Its
+``hash`` keys the results store; its ``craft_key`` (what was attacked, how, on which images) keys
+the cache of adversarial examples, so a transfer cell reuses the white-box examples crafted on its
+source model and a tailored cell reuses the targeted white-box ones.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from bench.attacks import ATTACKS
+from bench.errors import ConfigError
+from bench.registry import Registry
+
+SETTINGS = Registry[str]("threat setting")
+SETTINGS.register("whitebox_untargeted", "accuracy on white-box untargeted adversarial examples")
+SETTINGS.register("whitebox_targeted", "success rate of a white-box targeted attack (random target per image)")
+SETTINGS.register("transfer", "accuracy on untargeted examples crafted on another model (black-box)")
+SETTINGS.register("tailored", "success rate of targeted stock CW-L2 against the codeword CW-L2 (saito2019 Table 7)")
+TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
+
+PRESETS = Registry[str]("preset")
+for _p in ("paper", "quick"):
+    PRESETS.register(_p, _p)
+
+
+@dataclass(frozen=True)
+class Group:
+    tables: tuple[str, ...]
+    setting: str
+    attack: str
+    sweep_param: str
+    sweep_values: tuple[float, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    models: tuple[str, ...]
+    arch: str
+    seed: int
+    transfer_source: str
+    samples: dict[str, int]
+    groups: tuple[Group, ...]
+    overrides: dict[str, dict[str, Any]]
+    training: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for the preset's models
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A packaged preset by name (paper, quick) or a TOML file by path; validated here, once."""
+    data = _read_toml(name_or_path)
+    if "inherit" in data:
+        base = _read_toml(data["inherit"])
+        merged = {**base, **{k: v for k, v in data.items() if k not in ("samples", "params", "inherit")}}
+        merged["samples"] = {**base.get("samples", {}), **data.get("samples", {})}
+        merged["params"] = {**base.get("params", {}), **data.get("params", {})}
+        data = merged
+    try:
+        groups = tuple(_group(g) for g in data["group"])
+        preset = Preset(
+            name=data["name"],
+            description=data.get("description", ""),
+            models=tuple(data["models"]),
+            arch=data.get("arch", "cnn"),
+            seed=int(data.get("seed", 0)),
+            transfer_source=data.get("transfer_source", "O:SOFTMAX:CE"),
+            samples={ATTACKS.canonical(k): int(v) for k, v in data["samples"].items()},
+            groups=groups,
+            overrides={ATTACKS.canonical(k): dict(v) for k, v in data.get("params", {}).items()},
+            training=dict(data.get("training", {})),
+        )
+    except KeyError as exc:
+        raise ConfigError(f"preset {name_or_path!r} lacks the key {exc}; see bench/presets/paper.toml.") from exc
+    for group in preset.groups:
+        if group.attack not in preset.samples:
+            raise ConfigError(f"preset {preset.name!r} gives no sample count for attack {group.attack!r}.")
+    return preset
+
+
+def _read_toml(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise ConfigError(f"preset file {path} does not exist.")
+        return tomllib.loads(path.read_text())
+    name = PRESETS.canonical(name_or_path)
+    return tomllib.loads(resources.files("bench.presets").joinpath(f"{name}.toml").read_text())
+
+
+def _group(g: dict[str, Any]) -> Group:
+    (param, values), *rest = g["sweep"].items()
+    if rest:
+        raise ConfigError(f"a preset group sweeps one parameter; {g['attack']} sweeps {list(g['sweep'])}.")
+    return Group(
+        tables=tuple(g.get("tables", ())),
+        setting=SETTINGS.canonical(g["setting"]),
+        attack=ATTACKS.canonical(g["attack"]),
+        sweep_param=param,
+        sweep_values=tuple(float(v) for v in values),
+        params=dict(g.get("params", {})),
+        models=tuple(g["models"]) if "models" in g else None,
+    )
+
+
+@dataclass(frozen=True)
+class Cell:
+    dataset: str
+    model: str  # the model's label, e.g. O:SOFTMAX:CE or lmcl_s10_m0.3
+    model_key: str  # its model store key
+    setting: str
+    attack: str
+    params: tuple[tuple[str, float], ...]  # every parameter, defaults included, sorted
+    param: str
+    value: float
+    n_samples: int
+    seed: int
+    source: str | None = None  # transfer: the model the examples are crafted on
+    source_key: str | None = None
+    tables: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def targeted(self) -> bool:
+        return self.setting in TARGETED_SETTINGS
+
+    @property
+    def metric(self) -> str:
+        return "success_rate" if self.targeted else "accuracy"
+
+    @property
+    def craft_model(self) -> str:
+        return self.source or self.model
+
+    @property
+    def craft_model_key(self) -> str:
+        return self.source_key or self.model_key
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "model_key": self.model_key,
+            "setting": self.setting,
+            "attack": self.attack,
+            "params": dict(self.params),
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "source": self.source,
+            "source_key": self.source_key,
+            "targeted": self.targeted,
+        }
+
+    @property
+    def hash(self) -> str:
+        return _digest(self.config())
+
+    @property
+    def craft_key(self) -> str:
+        craft = {
+            "dataset": self.dataset,
+            "model_key": self.craft_model_key,
+            "attack": self.attack,
+            "params": dict(self.params),
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "targeted": self.targeted,
+        }
+        return _digest(craft)
+
+    @property
+    def name(self) -> str:
+        value = f"{self.value:g}"
+        where = f"{self.source}->{self.model}" if self.source else self.model
+        return f"{self.dataset}/{self.setting}/{self.attack}[{self.param}={value}]/{where}"
+
+
+def _digest(data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def expand(
+    preset: Preset,
+    dataset: str,
+    model_keys: dict[str, str],
+    *,
+    attacks: tuple[str, ...] | None = None,
+    settings: tuple[str, ...] | None = None,
+    n_samples: dict[str, int] | None = None,
+    seed: int | None = None,
+    transfer_matrix: bool = False,
+) -> list[Cell]:
+    """Every cell of ``preset`` for the models in ``model_keys`` (label -> store key), filtered and deduplicated."""
+    seed = preset.seed if seed is None else seed
+    samples = {**preset.samples, **(n_samples or {})}
+    cells: dict[str, Cell] = {}
+    for group in preset.groups:
+        if (attacks and group.attack not in attacks) or (settings and group.setting not in settings):
+            continue
+        family = ATTACKS.get(group.attack)
+        fixed = {**family.defaults, **preset.overrides.get(group.attack, {}), **group.params}
+        wanted = [m for m in model_keys if group.models is None or m in group.models]
+        for value in group.sweep_values:
+            params = {**fixed, group.sweep_param: value}
+            family.arguments(params)  # validates names and ranges before any work
+            frozen = tuple(sorted((k, float(v)) for k, v in params.items()))
+            for target, source in _pairs(group.setting, wanted, model_keys, preset.transfer_source, transfer_matrix):
+                cell = Cell(
+                    dataset=dataset,
+                    model=target,
+                    model_key=model_keys[target],
+                    setting=group.setting,
+                    attack=group.attack,
+                    params=frozen,
+                    param=group.sweep_param,
+                    value=value,
+                    n_samples=samples[group.attack],
+                    seed=seed,
+                    source=source,
+                    source_key=model_keys[source] if source else None,
+                    tables=group.tables,
+                )
+                if cell.hash in cells:  # the same cell asked by two tables: keep one, note both
+                    cell = replace(cell, tables=cells[cell.hash].tables + cell.tables)
+                cells[cell.hash] = cell
+    return list(cells.values())
+
+
+def _pairs(setting, wanted, model_keys, transfer_source, transfer_matrix):
+    """(target, source) pairs; source is None outside the transfer setting."""
+    if setting != "transfer":
+        return [(m, None) for m in wanted]
+    if transfer_matrix:
+        return [(t, s) for s in model_keys for t in model_keys]
+    if transfer_source not in model_keys:
+        return []
+    return [(t, transfer_source) for t in wanted if t != transfer_source]

@@ -1,0 +1,143 @@
+"""``reports/<dataset>/``: the tables, timing, failures and views as markdown, the raw CSV and the plots."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict
+from pathlib import Path
+
+from tabulate import tabulate
+
+from bench.attacks import ATTACKS
+from bench.reports.plots import eps_plots
+from bench.reports.reference import lookup
+from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, timing_rows
+from bench.results import Record, ResultsStore
+from models.spec import KINDS
+
+CSV_SKIP = ("per_example", "config", "versions")
+
+
+def write_dataset_report(
+    dataset: str, results: ResultsStore, model_metas: list[dict], out_root: Path, command: str
+) -> Path:
+    records = results.records(dataset=dataset)
+    out = out_root / dataset
+    out.mkdir(parents=True, exist_ok=True)
+    arch = _arch(model_metas, dataset)
+    sections = [
+        f"# {dataset}: robustness by training loss and target representation",
+        "",
+        f"Generated from the results store by `{command}`; do not edit by hand. Each cell: measured rate "
+        "[Wilson 95% interval] (published number, Δ = measured − published). "
+        f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
+        "",
+        _clean_table(dataset, model_metas),
+    ]
+    for table in TABLE_TITLES:
+        recs = records_for_table(records, table)
+        if recs:
+            sections.append(render_table(table, recs, arch))
+    sections += [_views(records), _timing(records), _failures(records), _provenance(records)]
+    (out / "README.md").write_text("\n".join(sections) + "\n")
+    _write_csv(records, out / "results.csv")
+    eps_plots(records, out / "plots")
+    return out
+
+
+def _arch(metas: list[dict], dataset: str) -> str:
+    archs = sorted({m["spec"]["arch"] for m in metas if m["spec"]["dataset"] == dataset})
+    return "/".join(archs) or "cnn"
+
+
+def _clean_table(dataset: str, metas: list[dict]) -> str:
+    rows = []
+    for m in metas:
+        spec = m["spec"]
+        if spec["dataset"] != dataset or spec["train"].get("adversarial") or spec["train"].get("n_train"):
+            continue
+        label = m["name"].split("/")[-1]
+        paper = lookup("saito2019:4", "clean", dataset, label, "none", "", None)
+        measured = m["clean_accuracy"]
+        delta = f"{measured - paper:+.3f}" if paper is not None else "—"
+        rows.append([f"{label} ({spec['arch']})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
+    return "\n".join(
+        [
+            "### saito2019 Table 4: clean test accuracy (whole test split)",
+            "",
+            tabulate(rows, headers=["model", "measured", "images", "paper", "Δ"], tablefmt="github"),
+            "",
+        ]
+    )
+
+
+def _views(records: list[Record]) -> str:
+    attacks = sorted({r.attack for r in records})
+    rows = [[a, ATTACKS.get(a).implementation, ATTACKS.get(a).sees] for a in attacks]
+    models = [[k.name, k.scores] for k in (KINDS.get(n) for n in KINDS.names())]
+    return "\n".join(
+        [
+            "### What each attack sees",
+            "",
+            "Every model's forward returns one score per class whose argmax is its decision:",
+            "",
+            tabulate(models, headers=["model", "per-class scores"], tablefmt="github"),
+            "",
+            tabulate(rows, headers=["attack", "implementation", "works from"], tablefmt="github"),
+            "",
+            "Against R:TANH:MSE, `cw_l2` is the attacker who does not know about codewords: it takes the 128 tanh "
+            "outputs for logits, reads class t as output t, and judges its own success by their argmax, which is not "
+            "the model's decision (saito2019 section 3.3). `cw_l2_codeword` works from the distances to the codewords.",
+            "",
+        ]
+    )
+
+
+def _timing(records: list[Record]) -> str:
+    rows = timing_rows(records)
+    return "\n".join(
+        [
+            "### Timing",
+            "",
+            "Wall time of crafting against the forward and backward passes the attack made, priced at the throughput "
+            "measured on the same model in the same run (1.0 = nothing spent beyond the network). FGSM's sweep "
+            "spends one gradient for all its eps.",
+            "",
+            tabulate(rows, headers="keys", tablefmt="github") if rows else "_no timed cells_",
+            "",
+        ]
+    )
+
+
+def _failures(records: list[Record]) -> str:
+    failed = [r for r in records if r.status != "ok"]
+    if not failed:
+        return "### Failures\n\nNone.\n"
+    rows = [[r.name, (r.error or "").splitlines()[0]] for r in failed]
+    return "### Failures\n\n" + tabulate(rows, headers=["cell", "error"], tablefmt="github") + "\n"
+
+
+def _provenance(records: list[Record]) -> str:
+    commits = sorted({r.commit_id[:12] for r in records if r.commit_id})
+    devices = sorted({r.device for r in records if r.device})
+    versions = sorted(
+        {
+            f"torch {r.versions.get('torch')}, ART {r.versions.get('adversarial-robustness-toolbox')}"
+            for r in records
+            if r.versions
+        }
+    )
+    seeds = sorted({r.seed for r in records if r.seed is not None})
+    return (
+        f"### Provenance\n\n{len(records)} cells; seeds {seeds}; devices {devices}; {'; '.join(versions)}; "
+        f"commits {', '.join(commits)}. Raw results: `results.csv`; plots: `plots/`.\n"
+    )
+
+
+def _write_csv(records: list[Record], path: Path) -> None:
+    rows = [{k: v for k, v in asdict(r).items() if k not in CSV_SKIP} for r in records]
+    with open(path, "w", newline="") as f:
+        if rows:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)

@@ -1,0 +1,139 @@
+"""Markdown tables in the papers' layout: one sub-table per attack, models as rows, swept values as columns.
+
+Each cell reads ``measured [95% interval] (paper p, Δ d)``; a cell the papers did not publish shows
+``paper —``. Every table states how many images its cells used.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from tabulate import tabulate
+
+from bench.attacks import ATTACKS
+from bench.reports.reference import lookup
+from bench.results import Record
+
+TABLE_TITLES = {
+    "saito2019:3": "saito2019 Table 3: untargeted white-box attacks, accuracy (higher = more robust)",
+    "saito2019:5": "saito2019 Table 5: targeted white-box attacks, success rate (lower = more robust)",
+    "saito2019:6": "saito2019 Table 6: transfer (black-box) attacks crafted on the source model, accuracy",
+    "saito2019:7": "saito2019 Table 7: targeted stock CW-L2 against the tailored codeword CW-L2, success rate",
+    "vu2018:III-A": "vu2018 section III-A / Table II evaluation: random-start PGD, k=100, step 0.01, eps 0.3, accuracy",
+    "baseline": "ART baseline: ART's CarliniL2Method beside ours (same c), accuracy",
+}
+PARAM_SYMBOL = {"eps": "ε", "c": "c", "max_iter": "m"}
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate:.3f}"
+
+
+def fmt_cell(record: Record | None, paper: float | None) -> str:
+    if record is None:
+        return "not run"
+    if record.status != "ok":
+        return "error (see Failures)"
+    measured = f"{record.rate:.3f} [{record.ci_low:.3f}, {record.ci_high:.3f}]"
+    if paper is None:
+        return f"{measured} (paper —)"
+    return f"{measured} (paper {paper:.3f}, Δ {record.rate - paper:+.3f})"
+
+
+def records_for_table(records: Iterable[Record], table: str) -> list[Record]:
+    return [r for r in records if table in r.config.get("tables", [])]
+
+
+def render_table(table: str, records: list[Record], arch: str) -> str:
+    """One section: a sub-table per attack (per attack and setting for Table 7)."""
+    by_attack: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_attack[r.attack].append(r)
+    parts = [f"### {TABLE_TITLES.get(table, table)}", ""]
+    if table == "saito2019:7":
+        parts += [_tailored(records, arch), ""]
+        return "\n".join(parts)
+    for attack, recs in by_attack.items():
+        param = recs[0].param
+        values = sorted({r.value for r in recs})
+        rows_keys = sorted({(r.source, r.model) for r in recs}, key=lambda k: (k[0] or "", _model_order(k[1])))
+        index = {(r.source, r.model, r.value): r for r in recs}
+        header = ["model" if not recs[0].source else "source → model"] + [
+            f"{PARAM_SYMBOL.get(param, param)}={v:g}" for v in values
+        ]
+        rows = []
+        for source, model in rows_keys:
+            label = f"{source} → {model}" if source else model
+            cells = []
+            for v in values:
+                rec = index.get((source, model, v))
+                paper = lookup(table, recs[0].setting, recs[0].dataset, model, attack, param, v, source, arch)
+                cells.append(fmt_cell(rec, paper))
+            rows.append([label, *cells])
+        n = sorted({r.n for r in recs if r.n})
+        parts += [
+            f"**{attack}** ({ATTACKS.get(attack).implementation}); images per cell: {', '.join(map(str, n)) or '—'}",
+            "",
+            tabulate(rows, headers=header, tablefmt="github"),
+            "",
+        ]
+    return "\n".join(parts)
+
+
+def _tailored(records: list[Record], arch: str) -> str:
+    index = {(r.attack, r.model, r.value): r for r in records}
+    columns = sorted({(r.attack, r.value) for r in records})
+    models = sorted({r.model for r in records}, key=_model_order)
+    header = ["model"] + [f"{a} c={v:g}" for a, v in columns]
+    rows = []
+    for m in models:
+        cells = [
+            fmt_cell(
+                index.get((a, m, v)), lookup("saito2019:7", "tailored", _dataset(records), m, a, "c", v, arch=arch)
+            )
+            for a, v in columns
+        ]
+        rows.append([m, *cells])
+    n = sorted({r.n for r in records if r.n})
+    return f"images per cell: {', '.join(map(str, n))}\n\n" + tabulate(rows, headers=header, tablefmt="github")
+
+
+def _dataset(records: list[Record]) -> str:
+    return records[0].dataset if records else ""
+
+
+_ORDER = ["O:SOFTMAX:CE", "O:SOFTMAX:MSE", "R:TANH:MSE", "hinge"]
+
+
+def _model_order(label: str) -> tuple[int, str]:
+    return (_ORDER.index(label) if label in _ORDER else len(_ORDER), label)
+
+
+def timing_rows(records: Iterable[Record]) -> list[dict[str, Any]]:
+    """Per attack family, over the cells that crafted (not reused) examples: wall time against pass time."""
+    groups: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.status == "ok" and not r.craft_reused and r.craft_seconds:
+            groups[r.attack].append(r)
+    rows = []
+    for attack, recs in sorted(groups.items()):
+        wall = sum(r.craft_seconds for r in recs)
+        passes = sum(r.pass_seconds or 0.0 for r in recs)
+        images = sum(r.n for r in recs)
+        rows.append(
+            {
+                "attack": attack,
+                "implementation": ATTACKS.get(attack).implementation,
+                "cells crafted": len(recs),
+                "images": images,
+                "wall s": round(wall, 1),
+                "forward passes": sum(r.forward_passes for r in recs),
+                "backward passes": sum(r.backward_passes for r in recs),
+                "pass-equivalent s": round(passes, 1),
+                "wall / passes": round(wall / passes, 2) if passes else None,
+                "images/s": round(images / wall, 1) if wall else None,
+            }
+        )
+    return rows

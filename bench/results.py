@@ -1,0 +1,151 @@
+"""The results store: one SQLite row per finished cell, written in its own transaction.
+
+SQLite in WAL mode keeps every committed row through a crash or SIGKILL, and a half-finished
+cell is never written, so a rerun skips exactly the finished cells. Numbers are stored as numbers;
+the cell's whole configuration is kept as JSON beside the columns that reports filter on.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+_COLUMNS = """
+    cell_hash TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    model TEXT NOT NULL,
+    model_key TEXT NOT NULL,
+    setting TEXT NOT NULL,
+    source TEXT,
+    attack TEXT NOT NULL,
+    param TEXT,
+    value REAL,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,
+    metric TEXT,
+    rate REAL,
+    ci_low REAL,
+    ci_high REAL,
+    n INTEGER,
+    hits INTEGER,
+    clean_accuracy REAL,
+    l2_mean REAL,
+    l2_median REAL,
+    linf_mean REAL,
+    linf_median REAL,
+    seconds REAL,
+    craft_seconds REAL,
+    craft_reused INTEGER,
+    examples_per_second REAL,
+    forward_passes INTEGER,
+    backward_passes INTEGER,
+    pass_seconds REAL,
+    per_example BLOB,
+    error TEXT,
+    seed INTEGER,
+    device TEXT,
+    commit_id TEXT,
+    versions TEXT,
+    created TEXT
+"""
+
+
+@dataclass
+class Record:
+    """One finished cell. ``rate`` is accuracy (untargeted, transfer) or success rate (targeted)."""
+
+    cell_hash: str
+    name: str
+    dataset: str
+    model: str
+    model_key: str
+    setting: str
+    source: str | None
+    attack: str
+    param: str | None
+    value: float | None
+    config: dict[str, Any]
+    status: str = "ok"
+    metric: str | None = None
+    rate: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int | None = None
+    hits: int | None = None
+    clean_accuracy: float | None = None
+    l2_mean: float | None = None
+    l2_median: float | None = None
+    linf_mean: float | None = None
+    linf_median: float | None = None
+    seconds: float | None = None
+    craft_seconds: float | None = None
+    craft_reused: bool | None = None
+    examples_per_second: float | None = None
+    forward_passes: int | None = None
+    backward_passes: int | None = None
+    pass_seconds: float | None = None
+    per_example: bytes | None = None
+    error: str | None = None
+    seed: int | None = None
+    device: str | None = None
+    commit_id: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str | None = None
+
+
+class ResultsStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS})")
+            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+        if int(found) != SCHEMA_VERSION:
+            raise RuntimeError(f"results store {self.path} has schema {found}; this bench writes {SCHEMA_VERSION}.")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            with db:  # one transaction: committed on success, rolled back on error
+                yield db
+        finally:
+            db.close()
+
+    def put(self, record: Record) -> None:
+        row = asdict(record)
+        row["config"] = json.dumps(row["config"], sort_keys=True)
+        row["versions"] = json.dumps(row["versions"], sort_keys=True)
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self._connect() as db:
+            db.execute(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})", row)
+
+    def finished(self) -> set[str]:
+        """Hashes of cells that finished without error (errors are retried on the next run)."""
+        with self._connect() as db:
+            return {h for (h,) in db.execute("SELECT cell_hash FROM results WHERE status = 'ok'")}
+
+    def records(self, **where: Any) -> list[Record]:
+        clauses = " AND ".join(f"{k} = :{k}" for k in where) or "1"
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute(f"SELECT * FROM results WHERE {clauses} ORDER BY name", where).fetchall()
+        out = []
+        for row in rows:
+            data = dict(row)
+            data["config"] = json.loads(data["config"])
+            data["versions"] = json.loads(data["versions"])
+            out.append(Record(**data))
+        return out

@@ -1,0 +1,233 @@
+"""Runs the cells of a matrix: models from the store (trained if missing), one record per finished cell.
+
+A cell that raises is recorded with its error and the run goes on; the failures are summarised at
+the end. Finished cells are skipped on a rerun, so an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from bench import datasets
+from bench.craft import Crafter, SampleSet, sample_set
+from bench.errors import ConfigError
+from bench.metrics import perturbation_sizes, wilson_interval
+from bench.passes import Throughput, measure_throughput
+from bench.plan import Cell, Preset, expand, load_preset
+from bench.provenance import git_commit, versions
+from bench.results import Record, ResultsStore
+from models.estimator import BenchClassifier, make_estimator
+from models.inference import predict_scores
+from models.spec import ModelSpec, TrainConfig, make_spec
+from models.store import ModelStore
+from models.zoo import obtain
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MatrixOptions:
+    dataset: str
+    preset: str = "paper"
+    models: tuple[str, ...] | None = None
+    attacks: tuple[str, ...] | None = None
+    settings: tuple[str, ...] | None = None
+    n_samples: dict[str, int] = field(default_factory=dict)
+    seed: int | None = None
+    device: str = "cpu"
+    transfer_matrix: bool = False
+    batch_size: int = 128
+    data_dir: Path | None = None
+    codebook_key: str | None = None
+    progress: bool = True
+
+
+@dataclass
+class Plan:
+    preset: Preset
+    specs: dict[str, ModelSpec]  # label -> spec
+    cells: list[Cell]
+
+
+def make_plan(options: MatrixOptions) -> Plan:
+    """Validate every name and parameter and expand the preset; no model is touched yet."""
+    preset = load_preset(options.preset)
+    names = options.models or preset.models
+    specs: dict[str, ModelSpec] = {}
+    try:
+        training = TrainConfig(**preset.training)
+    except TypeError as exc:
+        raise ConfigError(f"preset {preset.name!r} [training]: {exc}; expected TrainConfig fields.") from exc
+    for name in names:
+        spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key)
+        specs[spec.loss_label] = spec
+    from bench.attacks import ATTACKS
+    from bench.plan import SETTINGS
+
+    attacks = tuple(ATTACKS.canonical(a) for a in options.attacks) if options.attacks else None
+    settings = tuple(SETTINGS.canonical(s) for s in options.settings) if options.settings else None
+    n_samples = {ATTACKS.canonical(k): v for k, v in options.n_samples.items()}
+    cells = expand(
+        preset,
+        specs[next(iter(specs))].dataset,
+        {label: s.key() for label, s in specs.items()},
+        attacks=attacks,
+        settings=settings,
+        n_samples=n_samples,
+        seed=options.seed,
+        transfer_matrix=options.transfer_matrix,
+    )
+    return Plan(preset, specs, cells)
+
+
+@dataclass
+class RunSummary:
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+class MatrixRunner:
+    def __init__(
+        self, options: MatrixOptions, results: ResultsStore, out_dir: Path, model_store: ModelStore | None = None
+    ) -> None:
+        self.options = options
+        self.results = results
+        self.model_store = model_store or ModelStore()
+        self.crafter = Crafter(out_dir / "adversarial", options.batch_size)
+        self._estimators: dict[str, BenchClassifier] = {}
+        self._throughput: dict[str, Throughput] = {}
+        self._samples: dict[int, SampleSet] = {}
+        self._clean: dict[tuple[str, int], torch.Tensor] = {}
+        self._test: datasets.Split | None = None
+
+    def run(self, plan: Plan) -> RunSummary:
+        summary = RunSummary()
+        finished = self.results.finished()
+        todo = [c for c in plan.cells if c.hash not in finished]
+        summary.skipped = len(plan.cells) - len(todo)
+        if summary.skipped:
+            log.info("%d of %d cells already finished; skipping them", summary.skipped, len(plan.cells))
+        needed = {c.model for c in todo} | {c.source for c in todo if c.source}
+        for label in sorted(needed):  # train what is missing before any attack
+            self._estimator(plan.specs[label])
+        # cheap cells first and by crafting model, so reused examples exist before transfer cells need them
+        todo.sort(key=lambda c: (c.source is not None, c.attack, c.craft_model, c.value))
+        bar = tqdm(todo, desc="matrix", disable=not self.options.progress, unit="cell")
+        for cell in bar:
+            bar.set_postfix_str(cell.name[-60:])
+            try:
+                record = self._run_cell(cell, plan)
+            except Exception as exc:  # a failing cell is recorded and the run goes on
+                log.error("cell %s failed: %s", cell.name, exc)
+                record = self._error_record(cell, exc)
+                summary.failed.append((cell.name, f"{type(exc).__name__}: {exc}"))
+            else:
+                summary.done += 1
+            self.results.put(record)
+        return summary
+
+    def _estimator(self, spec: ModelSpec) -> BenchClassifier:
+        key = spec.key()
+        if key not in self._estimators:
+            o = self.options
+            stored = obtain(
+                spec,
+                self.model_store,
+                data_dir=o.data_dir,
+                device=o.device,
+                codebook_key=o.codebook_key,
+                progress=o.progress,
+            )
+            input_shape = tuple(stored.meta["input_shape"])
+            est = make_estimator(spec, stored.network, input_shape, stored.meta["n_classes"], o.device)
+            self._estimators[key] = est
+            probe = self._sample_set(o.batch_size).x.to(o.device)
+            self._throughput[key] = measure_throughput(est.network, probe)
+        return self._estimators[key]
+
+    def _sample_set(self, n: int) -> SampleSet:
+        if self._test is None:
+            self._test = datasets.load(self.options.dataset, "test", self.options.data_dir)
+        seed = self.options.seed if self.options.seed is not None else 0
+        if n not in self._samples:
+            self._samples[n] = sample_set(self._test, n, seed)
+        return self._samples[n]
+
+    def _scores(self, est: BenchClassifier, x: torch.Tensor) -> torch.Tensor:
+        return predict_scores(est.network, x, device=self.options.device)
+
+    def _run_cell(self, cell: Cell, plan: Plan) -> Record:
+        start = time.perf_counter()
+        samples = self._sample_set(cell.n_samples)
+        source = self._estimator(plan.specs[cell.craft_model])
+        crafted = self.crafter.craft(cell, source, samples)
+        target = self._estimator(plan.specs[cell.model])
+        predicted = self._scores(target, crafted.x_adv).argmax(1)
+        wanted = samples.targets if cell.targeted else samples.y
+        hit = predicted == wanted  # targeted: the attack succeeded; untargeted: the model is still right
+        worked = hit if cell.targeted else ~hit
+        clean_key = (cell.model_key, cell.n_samples)
+        if clean_key not in self._clean:
+            self._clean[clean_key] = self._scores(target, samples.x).argmax(1) == samples.y
+        hits, n = int(hit.sum()), len(hit)
+        low, high = wilson_interval(hits, n)
+        sizes = perturbation_sizes(samples.x, crafted.x_adv, worked)
+        passes = crafted.passes
+        pass_seconds = self._throughput[cell.craft_model_key].seconds(passes)
+        return Record(
+            **self._identity(cell),
+            status="ok",
+            metric=cell.metric,
+            rate=hits / n,
+            ci_low=low,
+            ci_high=high,
+            n=n,
+            hits=hits,
+            clean_accuracy=self._clean[clean_key].float().mean().item(),
+            l2_mean=sizes.l2_mean,
+            l2_median=sizes.l2_median,
+            linf_mean=sizes.linf_mean,
+            linf_median=sizes.linf_median,
+            seconds=time.perf_counter() - start,
+            craft_seconds=crafted.seconds,
+            craft_reused=crafted.reused,
+            examples_per_second=n / crafted.seconds if crafted.seconds else None,
+            forward_passes=passes.forward,
+            backward_passes=passes.backward,
+            pass_seconds=pass_seconds,
+            per_example=np.packbits(hit.numpy()).tobytes(),
+        )
+
+    def _identity(self, cell: Cell) -> dict:
+        return {
+            "cell_hash": cell.hash,
+            "name": cell.name,
+            "dataset": cell.dataset,
+            "model": cell.model,
+            "model_key": cell.model_key,
+            "setting": cell.setting,
+            "source": cell.source,
+            "attack": cell.attack,
+            "param": cell.param,
+            "value": cell.value,
+            "config": {**cell.config(), "tables": list(cell.tables)},
+            "seed": cell.seed,
+            "device": self.options.device,
+            "commit_id": git_commit(),
+            "versions": versions(),
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+    def _error_record(self, cell: Cell, exc: Exception) -> Record:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
+        return Record(**self._identity(cell), status="error", error=f"{type(exc).__name__}: {exc}\n{tb}")

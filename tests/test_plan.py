@@ -1,0 +1,102 @@
+import pytest
+
+from bench.errors import ConfigError, UnknownNameError
+from bench.plan import expand, load_preset
+from bench.runner import MatrixOptions, make_plan
+
+KEYS = {"O:SOFTMAX:CE": "k_ce", "O:SOFTMAX:MSE": "k_mse", "R:TANH:MSE": "k_tanh"}
+
+
+def test_the_paper_preset_has_every_published_saito2019_cell_for_its_models():
+    from bench.reports.reference import reference
+
+    cells = expand(load_preset("paper"), "mnist", KEYS)
+    ours = {(c.setting, c.attack, c.param, c.value, c.model) for c in cells}
+    setting_of = {
+        "whitebox_untargeted": "whitebox_untargeted",
+        "whitebox_targeted": "whitebox_targeted",
+        "tailored_targeted": "tailored",
+        "transfer_from:O:SOFTMAX:CE": "transfer",
+    }
+    published = {
+        (setting_of[k.setting], k.attack, k.param, k.value, k.model)
+        for k in reference()
+        if k.source == "saito2019" and k.dataset == "mnist" and k.setting in setting_of
+    }
+    assert published and published <= ours
+
+
+def test_cells_have_stable_distinct_hashes_and_readable_names():
+    cells = expand(load_preset("paper"), "mnist", KEYS)
+    assert len({c.hash for c in cells}) == len(cells)
+    again = expand(load_preset("paper"), "mnist", KEYS)
+    assert [c.hash for c in cells] == [c.hash for c in again]
+    names = {c.name for c in cells}
+    assert "mnist/whitebox_untargeted/fgsm[eps=0.1]/R:TANH:MSE" in names
+    assert "mnist/transfer/mim[eps=0.01]/O:SOFTMAX:CE->R:TANH:MSE" in names
+
+
+def test_transfer_reuses_the_white_box_craft_of_its_source():
+    cells = expand(load_preset("paper"), "mnist", KEYS)
+    transfer = next(c for c in cells if c.setting == "transfer" and c.attack == "mim")
+    white = next(
+        c
+        for c in cells
+        if c.setting == "whitebox_untargeted" and c.attack == "mim" and c.value == 0.01 and c.model == "O:SOFTMAX:CE"
+    )
+    assert transfer.craft_key == white.craft_key and transfer.hash != white.hash
+
+
+def test_transfer_matrix_has_every_pair():
+    cells = expand(load_preset("paper"), "mnist", KEYS, settings=("transfer",), transfer_matrix=True)
+    pairs = {(c.source, c.model) for c in cells if c.attack == "mim"}
+    assert len(pairs) == 9
+
+
+def test_filters_and_sample_overrides():
+    cells = expand(
+        load_preset("quick"),
+        "mnist",
+        KEYS,
+        attacks=("pgd",),
+        settings=("whitebox_untargeted",),
+        n_samples={"pgd": 7},
+        seed=3,
+    )
+    assert (
+        {c.attack for c in cells} == {"pgd"} and {c.n_samples for c in cells} == {7} and {c.seed for c in cells} == {3}
+    )
+    assert {c.value for c in cells} == {0.02, 0.04, 0.08, 0.1, 0.3}
+
+
+def test_quick_inherits_the_paper_cells_with_smaller_budgets():
+    paper, quick = load_preset("paper"), load_preset("quick")
+    shape = lambda p: sorted((g.setting, g.attack, g.sweep_values) for g in p.groups)  # noqa: E731
+    assert shape(paper) == shape(quick)
+    assert quick.samples["cw_l2"] < paper.samples["cw_l2"]
+    cw = next(c for c in expand(quick, "mnist", KEYS, attacks=("cw_l2",)))
+    assert dict(cw.params)["max_iter"] == 100
+
+
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        (MatrixOptions(dataset="mnist", attacks=("pgdd",)), "Did you mean 'pgd'"),
+        (MatrixOptions(dataset="mnist", settings=("white_box",)), "expected one of: whitebox_untargeted"),
+        (MatrixOptions(dataset="mnist", preset="papr"), "Did you mean 'paper'"),
+        (MatrixOptions(dataset="mnist", models=("O:SOFTMAX:MAE",)), "Did you mean 'O:SOFTMAX:MSE'"),
+    ],
+)
+def test_unknown_names_are_refused_before_any_work(options, fragment):
+    with pytest.raises(UnknownNameError, match=fragment):
+        make_plan(options)
+
+
+def test_a_parameter_outside_its_range_is_refused(tmp_path):
+    preset = tmp_path / "bad.toml"
+    preset.write_text(
+        'name = "bad"\nmodels = ["O:SOFTMAX:CE"]\n[samples]\nfgsm = 10\n'
+        '[[group]]\nsetting = "whitebox_untargeted"\nattack = "fgsm"\nsweep = { eps = [0.1, 1.5] }\n'
+    )
+    with pytest.raises(ConfigError, match=r"fgsm eps=1.5 is outside \[0.0, 1.0\]"):
+        make_plan(MatrixOptions(dataset="mnist", preset=str(preset)))

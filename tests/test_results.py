@@ -1,0 +1,50 @@
+import sqlite3
+
+from bench.metrics import wilson_interval
+from bench.results import Record, ResultsStore
+
+
+def record(h: str, status: str = "ok", rate: float = 0.5) -> Record:
+    return Record(
+        cell_hash=h,
+        name=f"cell {h}",
+        dataset="mnist",
+        model="O:SOFTMAX:CE",
+        model_key="k",
+        setting="whitebox_untargeted",
+        source=None,
+        attack="fgsm",
+        param="eps",
+        value=0.1,
+        config={"a": 1},
+        status=status,
+        rate=rate,
+        n=10,
+        hits=5,
+        per_example=b"\x01",
+    )
+
+
+def test_records_round_trip_with_numbers_as_numbers(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.put(record("a"))
+    (got,) = store.records()
+    assert got.rate == 0.5 and isinstance(got.n, int) and got.config == {"a": 1} and got.per_example == b"\x01"
+    with sqlite3.connect(tmp_path / "r.sqlite") as db:
+        assert db.execute("SELECT typeof(rate), typeof(n) FROM results").fetchone() == ("real", "integer")
+
+
+def test_only_cells_that_finished_without_error_count_as_finished(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    store.put(record("a"))
+    store.put(record("b", status="error", rate=None))
+    assert store.finished() == {"a"}
+    store.put(record("b"))  # a retry replaces the error
+    assert store.finished() == {"a", "b"} and len(store.records()) == 2
+
+
+def test_wilson_interval_matches_the_textbook_values():
+    low, high = wilson_interval(5, 10)
+    assert round(low, 4) == 0.2366 and round(high, 4) == 0.7634
+    assert wilson_interval(0, 20)[0] == 0.0 and 0.16 < wilson_interval(0, 20)[1] < 0.17
+    assert wilson_interval(0, 0) == (0.0, 1.0)
