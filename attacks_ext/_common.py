@@ -1,0 +1,50 @@
+"""Housekeeping shared by the attacks: parameter checks, labels, tensors on the estimator's device."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from art.utils import check_and_transform_label_format
+
+
+def check_int(name: str, value: object, minimum: int) -> None:
+    """Raise ValueError unless ``value`` is an integer >= ``minimum`` (a bool is not an integer here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not valid; expected an integer >= {minimum}.")
+
+
+def check_number(name: str, value: object, minimum: float, *, strict: bool) -> None:
+    """Raise ValueError unless ``value`` is a finite number above (``strict``) or at least ``minimum``."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    ok = ok and math.isfinite(value) and (value > minimum if strict else value >= minimum)
+    if not ok:
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        raise ValueError(f"{name}={value!r} is not valid; expected a finite number {bound}.")
+
+
+def check_bool(name: str, value: object) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}={value!r} is not valid; expected True or False.")
+
+
+def network_dtype(estimator) -> torch.dtype:
+    return next(estimator.model.parameters()).dtype
+
+
+def as_input(x: np.ndarray, estimator) -> torch.Tensor:
+    """ART's NumPy input as a tensor on the estimator's device, in the network's dtype."""
+    return torch.as_tensor(np.asarray(x), device=estimator.device, dtype=network_dtype(estimator))
+
+
+def as_class_indices(y: np.ndarray, estimator) -> torch.Tensor:
+    """Labels given as indices (N,) or one-hot rows (N, K), as class indices (N,) on the estimator's device."""
+    one_hot = check_and_transform_label_format(np.asarray(y), nb_classes=estimator.nb_classes)
+    return torch.as_tensor(one_hot.argmax(axis=1), device=estimator.device, dtype=torch.long)
+
+
+@torch.no_grad()
+def predicted_classes(estimator, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """The model's decisions (argmax of its forward), batch by batch."""
+    return torch.cat([estimator.model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])

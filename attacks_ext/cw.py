@@ -1,0 +1,285 @@
+"""Carlini & Wagner's L2 attack as published and as Cleverhans ran it for saito2019, batched in torch.
+
+One engine, three views of the model (which per-class scores s the attack optimises and checks):
+
+- ``"scores"``: the estimator's forward, the model's own per-class scores (logits; -distance to each
+  codeword for R:TANH:MSE).
+- ``"raw"``: ``estimator.raw_outputs``, the stock attacker against R:TANH:MSE, who takes the 128 tanh
+  outputs for logits and output t for class t. Its success check (argmax over 128 outputs) is not the
+  model's decision, which is why saito2019 section 3.3 finds the stock attack broken. On one-hot
+  models the raw outputs are the logits.
+- ``"codeword"``: saito2019 section 3.3, s_i = -D(z, c_i) with D euclidean and (z, C) from
+  ``estimator.target_outputs`` (tanh outputs and codebook; softmax outputs and one-hot rows).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+import torch
+from art.attacks.attack import EvasionAttack
+from art.estimators.classification import PyTorchClassifier
+from tqdm.auto import trange
+
+from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_number, predicted_classes
+
+log = logging.getLogger(__name__)
+
+VIEWS = ("scores", "raw", "codeword")
+TANH_SHRINK = 0.999999  # C&W's code: shrink the box before atanh so that pixels at 0 or 1 can move
+CONST_UNSET = 1e10  # the upper bound of c before any success, as in C&W's code
+
+
+def class_scores(estimator, x: torch.Tensor, view: str) -> torch.Tensor:
+    """Per-class scores (N, K) of ``x`` (N, C, H, W) in ``view``; K = 128 for "raw" on R:TANH:MSE."""
+    if view == "scores":
+        return estimator.model(x)
+    if view == "raw":
+        return estimator.raw_outputs(x)
+    outputs, targets = estimator.target_outputs(x)
+    return -torch.linalg.vector_norm(outputs[:, None, :] - targets[None], dim=-1)
+
+
+def _own_and_best_other(scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    own = scores.gather(1, labels[:, None]).squeeze(1)
+    other = scores.scatter(1, labels[:, None], -math.inf).amax(dim=1)
+    return own, other
+
+
+def margin_loss(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confidence: float) -> torch.Tensor:
+    """f + confidence, per example: max(max_{i!=t} s_i - s_t + k, 0) targeted, max(s_y - max_{i!=y} s_i + k, 0) not.
+
+    The shift by k (as C&W's code writes it) changes no gradient and keeps the loss >= 0 for the abort test.
+    """
+    own, other = _own_and_best_other(scores, labels)
+    gap = other - own if targeted else own - other
+    return (gap + confidence).clamp_min(0.0)
+
+
+def reached(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confidence: float) -> torch.Tensor:
+    """C&W's success test on the view's scores: argmax is t with margin k (targeted), or not y with margin k."""
+    shift = -confidence if targeted else confidence
+    top = scores.scatter_add(1, labels[:, None], torch.full_like(scores[:, :1], shift)).argmax(dim=1)
+    return top == labels if targeted else top != labels
+
+
+class _Adam:
+    """Adam as TensorFlow 1 writes it (what Cleverhans ran), stepping only the rows given."""
+
+    def __init__(self, param: torch.Tensor, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
+        self.param, self.lr, self.b1, self.b2, self.eps = param, lr, b1, b2, eps
+        self.m, self.v, self.t = torch.zeros_like(param), torch.zeros_like(param), 0
+
+    def step(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
+        self.t += 1  # rows only ever leave, so every row still stepping has taken t steps
+        m = self.m[rows] * self.b1 + (1 - self.b1) * grad
+        v = self.v[rows] * self.b2 + (1 - self.b2) * grad * grad
+        lr_t = self.lr * math.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
+        self.m[rows], self.v[rows] = m, v
+        self.param[rows] -= lr_t * m / (v.sqrt() + self.eps)
+
+
+class CarliniWagnerL2(EvasionAttack):
+    """Carlini & Wagner (2017), "Towards Evaluating the Robustness of Neural Networks", L2 attack.
+
+    Minimises ||x' - x||_2^2 + c * f(x') over w, with x' = (tanh(w) + 1) / 2 and
+    f(x') = max(max_{i != t} s_i - s_t, -k) (targeted) or max(s_y - max_{i != y} s_i, -k) (untargeted),
+    s the per-class scores of ``view`` (see the module docstring). Adam on w, from x every
+    binary-search step; c per example by binary search; per example the successful x' with the
+    smallest L2 is kept, and x itself where none succeeded.
+
+    Deviation: the early abort is tested per example (Cleverhans tests the batch's total loss), so that
+    an example's result does not depend on the batch it is in; for a batch of one they are the same.
+
+    :param classifier: a ``PyTorchClassifier`` on inputs in [0, 1]; views "raw" and "codeword" need a
+        ``BenchClassifier`` (``raw_outputs``, ``target_outputs``). Its network is called directly, so the
+        estimator's preprocessing (identity for ``BenchClassifier``) is not applied.
+    :param confidence: k >= 0, the margin the target (or another class) must win by.
+    :param targeted: aim at the classes y given to ``generate`` instead of away from them.
+    :param learning_rate: Adam's step size (> 0).
+    :param binary_search_steps: searches over c per example (>= 1).
+    :param max_iter: Adam iterations per binary-search step (>= 1).
+    :param initial_const: the first c of every example (> 0).
+    :param abort_early: stop an example's search step when its loss has not fallen by 0.01 % over
+        max_iter / 10 iterations.
+    :param batch_size: images optimised together (>= 1).
+    :param verbose: show a progress bar over batches.
+    :param view: "scores", "raw" or "codeword".
+    """
+
+    attack_params = EvasionAttack.attack_params + [
+        "confidence",
+        "targeted",
+        "learning_rate",
+        "binary_search_steps",
+        "max_iter",
+        "initial_const",
+        "abort_early",
+        "batch_size",
+        "verbose",
+        "view",
+    ]
+    _estimator_requirements = (PyTorchClassifier,)
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        confidence: float = 0.0,
+        targeted: bool = False,
+        learning_rate: float = 0.01,
+        binary_search_steps: int = 5,
+        max_iter: int = 1000,
+        initial_const: float = 0.01,
+        abort_early: bool = True,
+        batch_size: int = 128,
+        verbose: bool = False,
+        view: str = "raw",
+    ) -> None:
+        super().__init__(estimator=classifier)
+        self.confidence = confidence
+        self._targeted = targeted
+        self.learning_rate = learning_rate
+        self.binary_search_steps = binary_search_steps
+        self.max_iter = max_iter
+        self.initial_const = initial_const
+        self.abort_early = abort_early
+        self.batch_size = batch_size
+        self.verbose = verbose
+        self.view = view
+        self._check_params()
+
+    def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
+        """Adversarial examples for ``x`` (N, C, H, W) in [0, 1], as float32 of the same shape.
+
+        :param y: target classes (targeted, required) or true classes (untargeted; the model's
+            predictions when None), as indices (N,) or one-hot rows (N, K).
+        """
+        if self.targeted and y is None:
+            raise ValueError("A targeted attack needs the target classes: pass y to generate().")
+        x_all = as_input(x, self.estimator)
+        if y is None:
+            labels = predicted_classes(self.estimator, x_all, self.batch_size)
+        else:
+            labels = as_class_indices(y, self.estimator)
+        out = torch.empty_like(x_all)
+        for start in trange(0, len(x_all), self.batch_size, desc="C&W L2", disable=not self.verbose):
+            stop = start + self.batch_size
+            out[start:stop] = self._attack_batch(x_all[start:stop], labels[start:stop])
+        return out.cpu().numpy().astype(np.float32)
+
+    def _attack_batch(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        n = x.shape[0]
+        w0 = torch.atanh((2 * x - 1) * TANH_SHRINK)
+        const = torch.full((n,), float(self.initial_const), device=x.device, dtype=torch.float64)
+        lower = torch.zeros_like(const)
+        upper = torch.full_like(const, CONST_UNSET)
+        best_l2 = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
+        best_x = x.clone()
+        for step in range(self.binary_search_steps):
+            found = self._search_step(x, w0, labels, const.to(x.dtype), best_l2, best_x)
+            upper = torch.where(found, torch.minimum(upper, const), upper)
+            lower = torch.where(found, lower, torch.maximum(lower, const))
+            const = torch.where(upper < CONST_UNSET, (lower + upper) / 2, const * 10)
+            log.debug("C&W step %d: %d of %d succeeded, mean c now %.4g", step, int(found.sum()), n, const.mean())
+        return best_x
+
+    def _search_step(
+        self,
+        x: torch.Tensor,
+        w0: torch.Tensor,
+        labels: torch.Tensor,
+        const: torch.Tensor,
+        best_l2: torch.Tensor,
+        best_x: torch.Tensor,
+    ) -> torch.Tensor:
+        """Adam from x at fixed c; books successes into ``best_l2``/``best_x``; returns who succeeded."""
+        modifier = torch.zeros_like(w0)
+        adam = _Adam(modifier, self.learning_rate)
+        found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
+        active = torch.ones_like(found)
+        prev = torch.full_like(best_l2, math.inf)
+        check_every = max(self.max_iter // 10, 1)
+        for it in range(self.max_iter):
+            rows = active.nonzero().squeeze(1)
+            w = (w0[rows] + modifier[rows]).requires_grad_(True)
+            x_adv = (torch.tanh(w) + 1) / 2
+            scores = class_scores(self.estimator, x_adv, self.view)
+            l2 = (x_adv - x[rows]).pow(2).flatten(1).sum(1)
+            loss = l2 + const[rows] * margin_loss(scores, labels[rows], self.targeted, self.confidence)
+            going = torch.ones_like(rows, dtype=torch.bool)
+            if self.abort_early and it % check_every == 0:
+                going = loss.detach() <= prev[rows] * 0.9999
+                prev[rows] = loss.detach()
+                active[rows[~going]] = False
+            # the image checked is the one before this iteration's step, as in C&W's code
+            success = reached(scores.detach(), labels[rows], self.targeted, self.confidence) & going
+            found[rows[success]] = True
+            better = success & (l2.detach() < best_l2[rows])
+            best_l2[rows[better]] = l2.detach()[better]
+            best_x[rows[better]] = x_adv.detach()[better]
+            if not active.any():
+                break
+            (grad,) = torch.autograd.grad(loss.sum(), w)
+            adam.step(rows[going], grad[going])
+        return found
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_number("confidence", self.confidence, 0.0, strict=False)
+        check_bool("targeted", self.targeted)
+        check_number("learning_rate", self.learning_rate, 0.0, strict=True)
+        check_int("binary_search_steps", self.binary_search_steps, 1)
+        check_int("max_iter", self.max_iter, 1)
+        check_number("initial_const", self.initial_const, 0.0, strict=True)
+        check_bool("abort_early", self.abort_early)
+        check_int("batch_size", self.batch_size, 1)
+        check_bool("verbose", self.verbose)
+        if self.view not in VIEWS:
+            raise ValueError(f"view={self.view!r} is not a known view; expected one of {', '.join(VIEWS)}.")
+        needs = {"raw": "raw_outputs", "codeword": "target_outputs"}.get(self.view)
+        if needs and not hasattr(self.estimator, needs):
+            raise ValueError(
+                f"view={self.view!r} needs an estimator with {needs}() (a BenchClassifier); "
+                f"{type(self.estimator).__name__} has none, so use view='scores'."
+            )
+
+
+class CarliniWagnerL2Codeword(CarliniWagnerL2):
+    """The tailored attack of saito2019 section 3.3: C&W L2 with f on distances to the target representations.
+
+    f(x') = max(D(z, c_t) - min_{i != t} D(z, c_i), -k) targeted (untargeted: the mirror image),
+    D euclidean, (z, C) = ``estimator.target_outputs(x')``: tanh outputs (N, d) and codebook (K, d) for
+    R:TANH:MSE, softmax outputs and one-hot rows for O:SOFTMAX:*. Parameters as ``CarliniWagnerL2``,
+    without ``view``, which is fixed at "codeword".
+    """
+
+    attack_params = [p for p in CarliniWagnerL2.attack_params if p != "view"]
+
+    def __init__(
+        self,
+        classifier: PyTorchClassifier,
+        confidence: float = 0.0,
+        targeted: bool = False,
+        learning_rate: float = 0.01,
+        binary_search_steps: int = 5,
+        max_iter: int = 1000,
+        initial_const: float = 0.01,
+        abort_early: bool = True,
+        batch_size: int = 128,
+        verbose: bool = False,
+    ) -> None:
+        super().__init__(
+            classifier,
+            confidence=confidence,
+            targeted=targeted,
+            learning_rate=learning_rate,
+            binary_search_steps=binary_search_steps,
+            max_iter=max_iter,
+            initial_const=initial_const,
+            abort_early=abort_early,
+            batch_size=batch_size,
+            verbose=verbose,
+            view="codeword",
+        )
