@@ -14,6 +14,7 @@ Every split comes back as NCHW float32 pixels in [0, 1] and int64 labels.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 from collections.abc import Callable
@@ -159,22 +160,26 @@ def _idx_loader(tv_class: type[tvd.MNIST]) -> Callable[[Path, bool, bool], tuple
         if download:
             root = folder
         else:
-            root = bench_home() / "datasets" / "torchvision"
+            sources = [_find_file(folder, name) for name in IDX_FILES]
+            root = bench_home() / "datasets" / "staged" / _stamp(sources)  # one folder per source and version
             raw = root / tv_class.__name__ / "raw"
-            for name in IDX_FILES:
-                _stage(_find_file(folder, name), raw / name)
+            for name, source in zip(IDX_FILES, sources, strict=True):
+                _stage(source, raw / name)
         ds = tv_class(root=str(root), train=train, download=download)
         return ds.data.numpy(), ds.targets.numpy()
 
     return load_split
 
 
+def _stamp(sources: list[Path | None]) -> str:
+    text = "|".join(f"{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in sources if p)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _stage(source: Path | None, target: Path) -> None:
     """Copy (or gunzip) ``source`` to ``target`` unless an identical-size copy is there; atomic."""
     assert source is not None
-    if target.exists() and source.suffix != ".gz" and target.stat().st_size == source.stat().st_size:
-        return
-    if target.exists() and source.suffix == ".gz" and target.stat().st_mtime >= source.stat().st_mtime:
+    if target.exists():  # the folder is keyed by the sources' paths, sizes and times: same sources, same copy
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")

@@ -123,3 +123,11 @@ def test_cifar10_loads_small_files_in_the_torchvision_format(tmp_path):
 def test_cifar10_missing_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetError, match="cifar-10-batches-py"):
         datasets.load("cifar10", "test", data_dir=tmp_path)
+
+
+def test_a_corrupt_copy_elsewhere_never_spoils_the_shipped_dataset(tmp_path):
+    write_idx(tmp_path)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03garbage"))
+    with pytest.raises(DatasetError):
+        datasets.load("mnist", "test", data_dir=tmp_path)
+    assert len(datasets.load("mnist", "test")) == 10000
