@@ -85,9 +85,9 @@ def by_name(store):
 def test_matrix_records_every_cell_and_writes_the_report(preset, tmp_path):
     result = run_matrix(preset, tmp_path / "run")
     assert result.exit_code == 0, result.output
-    assert "11 cells run, 0 already finished, 0 failed" in result.output
+    assert "15 cells run, 0 already finished, 0 failed" in result.output
     records = by_name(ResultsStore(tmp_path / "run" / "results.sqlite"))
-    assert len(records) == 11 and all(r.status == "ok" for r in records.values())
+    assert len(records) == 15 and all(r.status == "ok" for r in records.values())
 
     ce = "O:SOFTMAX:CE"
     pgd_03 = records[f"mnist/whitebox_untargeted/pgd[eps=0.3]/{ce}"]
@@ -106,13 +106,15 @@ def test_matrix_records_every_cell_and_writes_the_report(preset, tmp_path):
     report = (tmp_path / "run" / "reports" / "mnist" / "README.md").read_text()
     for heading in ("Table 3", "Table 5", "Table 6", "Table 4", "What each attack sees", "Timing", "Failures"):
         assert heading in report
-    assert "images per cell: 60" in report and "(paper 0.263" in report  # pgd eps 0.08 is not run: 0.1 is
+    assert "images per cell: 60" in report and "(paper 0.008" in report  # CE pgd eps 0.1
+    assert "(paper 0.263" not in report  # pgd eps 0.08 was not run
+    assert "O:SOFTMAX:CE [2 epochs, 3000 training images]" in report  # Table 4: the models the cells used
     csv_lines = (tmp_path / "run" / "reports" / "mnist" / "results.csv").read_text().splitlines()
-    assert len(csv_lines) == 12
+    assert len(csv_lines) == 16
     assert (tmp_path / "run" / "reports" / "mnist" / "plots" / "whitebox_untargeted_fgsm.png").is_file()
 
     again = run_matrix(preset, tmp_path / "run")
-    assert "0 cells run, 11 already finished" in again.output
+    assert "0 cells run, 15 already finished" in again.output
 
 
 def test_a_failing_cell_is_recorded_and_the_run_goes_on(preset, tmp_path, monkeypatch):
@@ -130,7 +132,7 @@ def test_a_failing_cell_is_recorded_and_the_run_goes_on(preset, tmp_path, monkey
     records = by_name(ResultsStore(tmp_path / "run" / "results.sqlite"))
     failed = [r for r in records.values() if r.status == "error"]
     assert len(failed) == 4 and all("simulated attack failure" in r.error for r in failed)
-    assert sum(r.status == "ok" for r in records.values()) == 7
+    assert sum(r.status == "ok" for r in records.values()) == 11
     assert "FAILED" in result.output or "4 failed" in result.output
 
 
@@ -169,10 +171,10 @@ def test_sigkill_midway_then_resume_gives_the_records_of_an_uninterrupted_run(pr
                 break
         time.sleep(0.05)
     proc.wait()
-    assert 2 <= done_at_kill < 11, "the run was not killed midway"
+    assert 2 <= done_at_kill < 15, "the run was not killed midway"
 
     subprocess.run([*cmd, "--out", str(tmp_path / "b")], env=env, check=True, capture_output=True)
     a, b = by_name(ResultsStore(tmp_path / "a" / "results.sqlite")), by_name(ResultsStore(db))
-    assert a.keys() == b.keys() and len(a) == 11
+    assert a.keys() == b.keys() and len(a) == 15
     for name in a:
         assert (a[name].rate, a[name].hits, a[name].per_example) == (b[name].rate, b[name].hits, b[name].per_example)

@@ -32,7 +32,7 @@ def write_dataset_report(
         "[Wilson 95% interval] (published number, Δ = measured − published). "
         f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
         "",
-        _clean_table(dataset, model_metas),
+        _clean_table(dataset, model_metas, {r.model_key for r in records}),
     ]
     for table in TABLE_TITLES:
         recs = records_for_table(records, table)
@@ -50,14 +50,21 @@ def _arch(metas: list[dict], dataset: str) -> str:
     return "/".join(archs) or "cnn"
 
 
-def _clean_table(dataset: str, metas: list[dict]) -> str:
+def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
+    """The models the results came from; with no results, every fully trained plain model of the dataset."""
     rows = []
     for m in metas:
         spec = m["spec"]
-        if spec["dataset"] != dataset or spec["train"].get("adversarial") or spec["train"].get("n_train"):
+        if used_keys:
+            if m["key"] not in used_keys:
+                continue
+        elif spec["dataset"] != dataset or spec["train"].get("adversarial") or spec["train"].get("n_train"):
             continue
-        label = m["name"].split("/")[-1]
-        paper = lookup("saito2019:4", "clean", dataset, label, "none", "", None)
+        kind = label = m["name"].split("/")[-1]
+        train = spec["train"]
+        if train.get("n_train"):  # a lighter model than the paper's: say so beside its number
+            label += f" [{train['epochs']} epochs, {train['n_train']} training images]"
+        paper = lookup("saito2019:4", "clean", dataset, kind, "none", "", None)
         measured = m["clean_accuracy"]
         delta = f"{measured - paper:+.3f}" if paper is not None else "—"
         rows.append([f"{label} ({spec['arch']})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
