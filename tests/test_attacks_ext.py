@@ -14,6 +14,7 @@ from art.attacks.evasion import CarliniL2Method
 
 from attacks_ext import ATTACKS, CarliniWagnerL2, CarliniWagnerL2Codeword, LBFGSAttack
 from attacks_ext.cw import class_scores
+from bench.errors import ConfigError
 from models.estimator import make_estimator
 from models.network import build_network
 from models.zoo import obtain
@@ -277,3 +278,13 @@ def test_set_params_is_checked_and_the_codeword_view_is_fixed(untrained_est):
 
 def test_registry_keys():
     assert ATTACKS == {"cw_l2": CarliniWagnerL2, "cw_l2_codeword": CarliniWagnerL2Codeword, "lbfgs": LBFGSAttack}
+
+
+def test_the_matrix_gives_lbfgs_the_papers_c_as_the_constant_on_the_loss(ce_est):
+    from bench.attacks import ATTACKS as FAMILIES
+
+    # saito2019 (Cleverhans) puts c on the loss, ours on the distance: paper c = 10 is our 0.1.
+    attack = FAMILIES.get("lbfgs").make(ce_est, {"c": 10.0}, True, 8)
+    assert attack.initial_const == pytest.approx(0.1)
+    with pytest.raises(ConfigError, match="targeted only"):
+        FAMILIES.get("lbfgs").make(ce_est, {"c": 10.0}, False, 8)
