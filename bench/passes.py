@@ -23,8 +23,12 @@ class PassCount:
 
 @contextmanager
 def count_passes(network: nn.Module) -> Iterator[PassCount]:
-    """Counts images through ``network``'s forward, and through backward passes that reach its input."""
+    """Counts images through ``network``'s forward, and through backward passes that reach its input.
+
+    The hooks sit on the backbone where there is one: every view of the model (scores, raw outputs,
+    target-space outputs) runs through it, while only ``forward`` runs the top module's hooks."""
     count = PassCount()
+    module = getattr(network, "backbone", network)
 
     def on_forward(module, args, output):
         count.forward += args[0].shape[0]
@@ -33,7 +37,7 @@ def count_passes(network: nn.Module) -> Iterator[PassCount]:
         if grad_input and grad_input[0] is not None:
             count.backward += grad_input[0].shape[0]
 
-    handles = [network.register_forward_hook(on_forward), network.register_full_backward_hook(on_backward)]
+    handles = [module.register_forward_hook(on_forward), module.register_full_backward_hook(on_backward)]
     try:
         yield count
     finally:
