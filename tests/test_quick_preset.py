@@ -8,6 +8,7 @@ import csv
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,12 @@ CE = "O:SOFTMAX:CE"
 
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
+    """The quick preset's run: the one `.ci/run` just made for the regression gate (BENCH_QUICK_RUN), or a fresh one."""
+    reuse = os.environ.get("BENCH_QUICK_RUN")
+    if reuse:
+        root = Path(reuse)
+        records = {r.name: r for r in ResultsStore(root / "run" / "results.sqlite").records()}
+        return root, records, None
     root = tmp_path_factory.mktemp("quick")
     env = {**os.environ, "BENCH_HOME": str(root / "home")}  # an empty store: the run trains its models
     cmd = [sys.executable, "-m", "bench", "matrix", "--dataset", "mnist", "--preset", "quick", "--no-progress"]
@@ -37,7 +44,7 @@ def rates(records, setting, attack, eps_values, model=CE):
 def test_every_cell_finished(quick_run):
     _, records, stdout = quick_run
     assert len(records) == 266 and all(r.status == "ok" for r in records.values()), stdout
-    assert "0 failed" in stdout
+    assert stdout is None or "0 failed" in stdout
 
 
 def test_pgd_at_eps_0_3_breaks_the_cross_entropy_model(quick_run):
@@ -47,13 +54,17 @@ def test_pgd_at_eps_0_3_breaks_the_cross_entropy_model(quick_run):
 
 @pytest.mark.parametrize(
     "attack, eps_values",
-    [("fgsm", ["0.01", "0.05", "0.1", "0.2"]), ("bim", ["0.01", "0.05", "0.1", "0.2"]), ("pgd", ["0.02", "0.04", "0.08", "0.1", "0.3"])],
+    [
+        ("fgsm", ["0.01", "0.05", "0.1", "0.2"]),
+        ("bim", ["0.01", "0.05", "0.1", "0.2"]),
+        ("pgd", ["0.02", "0.04", "0.08", "0.1", "0.3"]),
+    ],
 )
 def test_accuracy_does_not_rise_with_eps_beyond_sampling_error(quick_run, attack, eps_values):
     _, records, _ = quick_run
     for model in {r.model for r in records.values()}:
         cells = rates(records, "whitebox_untargeted", attack, eps_values, model)
-        for smaller, larger in zip(cells, cells[1:]):
+        for smaller, larger in zip(cells[:-1], cells[1:], strict=True):
             assert larger.ci_low <= smaller.ci_high, (model, smaller.name, smaller.rate, larger.name, larger.rate)
 
 

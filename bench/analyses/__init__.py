@@ -1,0 +1,1 @@
+"""Analyses of trained networks that go beyond attack success rates."""

@@ -1,0 +1,29 @@
+"""The work behind `bench baseline` and `bench check`: the records of a preset's plan, run or read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.paths import bench_home
+from bench.results import Record, ResultsStore
+from bench.runner import MatrixOptions, MatrixRunner, make_plan
+
+
+def default_results_dir(options: MatrixOptions) -> Path:
+    """A folder per dataset and preset, so that a gate never reads another preset's cells of the same name."""
+    return bench_home() / "gate" / f"{options.dataset}-{Path(options.preset).stem}"
+
+
+def plan_records(options: MatrixOptions, results_dir: Path | None, run: bool) -> list[Record]:
+    """The records of the plan's cells, after running what is missing when ``run``.
+
+    Only cells of this plan count (by hash), so rows left in the store by other configurations are ignored;
+    a cell of the plan that has no record shows up in the comparison as missing.
+    """
+    plan = make_plan(options)
+    folder = results_dir or default_results_dir(options)
+    store = ResultsStore(folder / "results.sqlite")
+    if run:
+        MatrixRunner(options, store, folder).run(plan)
+    wanted = {c.hash for c in plan.cells}
+    return [r for r in store.records() if r.cell_hash in wanted]
