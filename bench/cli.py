@@ -418,3 +418,39 @@ def write_baseline_command(dataset, preset, seed, device, results, run_dir, prog
     path = out or Path("reports") / "baselines" / f"{options.dataset}-{Path(preset).stem}.json"
     write_baseline(path, baseline)
     click.echo(f"wrote {path}: {len(baseline['cells'])} cells, {len(baseline['errors'])} errored")
+
+
+EPILOG_LIPSCHITZ = """\b
+Examples:
+  bench lipschitz --dataset mnist
+  bench lipschitz --dataset fashion_mnist --models O:SOFTMAX:CE,O:SOFTMAX:MSE
+
+Writes reports/<dataset>/lipschitz.md (a table per model, the product bound) and
+plots/lipschitz_conv.png (Figure 4: each conv layer's bound, model against model).
+Models come from the store and are trained first where missing.
+"""
+
+
+@main.command(epilog=EPILOG_LIPSCHITZ)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose models and training to take.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def lipschitz(dataset, preset, models, reports_dir, progress) -> None:
+    """Per-layer Lipschitz upper bounds of every model (FFT method, checked by power iteration)."""
+    from bench.analyses.lipschitz_report import write_lipschitz_report
+    from bench.datasets import DATASETS
+    from bench.plan import load_preset
+    from models.spec import TrainConfig, make_spec
+    from models.zoo import obtain
+
+    dataset = DATASETS.canonical(dataset)
+    chosen = load_preset(preset)
+    training = TrainConfig(**chosen.training)
+    names = _split(models) or chosen.models
+    specs = [make_spec(dataset, name, chosen.arch, training) for name in names]
+    stored = [obtain(spec, progress=progress) for spec in specs]
+    command = f"bench lipschitz --dataset {dataset}" + (f" --models {','.join(names)}" if models else "")
+    path = write_lipschitz_report(dataset, stored, reports_dir / dataset, command)
+    click.echo(f"wrote {path}")
