@@ -454,3 +454,101 @@ def lipschitz(dataset, preset, models, reports_dir, progress) -> None:
     command = f"bench lipschitz --dataset {dataset}" + (f" --models {','.join(names)}" if models else "")
     path = write_lipschitz_report(dataset, stored, reports_dir / dataset, command)
     click.echo(f"wrote {path}")
+
+
+EPILOG_INSIDE = """\b
+Examples:
+  bench inside --dataset mnist
+  bench inside --dataset mnist --models O:SOFTMAX:CE,lmcl --n-samples 500
+
+Writes reports/<dataset>/inside.md with plots/inside_relative_change.png and
+plots/inside_rank_change_pgd.png: per-layer relative change under PGD against
+uniform noise of the same eps, and the rank of the clean prediction under PGD.
+"""
+
+
+@main.command(epilog=EPILOG_INSIDE)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose models and training to take.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option("--n-samples", type=click.IntRange(1), default=200, show_default=True, help="Test images (seeded).")
+@click.option(
+    "--eps", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="L-inf radius (pixels in [0, 1])."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress) -> None:
+    """Per-layer relative change and rank change under PGD, against noise (vu2018 Figures 1-4)."""
+    from tqdm.auto import tqdm
+
+    from bench import datasets
+    from bench.analyses.inside_report import PGD_PARAMS, analyse_model, write_inside_report
+    from bench.craft import sample_set
+    from bench.plan import load_preset
+    from models.spec import TrainConfig, make_spec
+    from models.zoo import obtain
+
+    dataset = datasets.DATASETS.canonical(dataset)
+    chosen = load_preset(preset)
+    names = _split(models) or chosen.models
+    specs = [make_spec(dataset, name, chosen.arch, TrainConfig(**chosen.training)) for name in names]
+    stored = [obtain(spec, progress=progress) for spec in specs]
+    samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
+    params = {**PGD_PARAMS, "eps": eps}
+    results = [analyse_model(m, samples, seed, params, 128) for m in tqdm(stored, desc="inside", disable=not progress)]
+    command = f"bench inside --dataset {dataset} --n-samples {n_samples}" + (f" --eps {eps}" if eps != 0.3 else "")
+    if models:
+        command += f" --models {','.join(names)}"
+    click.echo(f"wrote {write_inside_report(dataset, results, n_samples, params, reports_dir / dataset, command)}")
+
+
+EPILOG_COMPARE = """\b
+Examples:
+  bench compare-art --dataset mnist
+  bench compare-art --dataset mnist --n-samples 500 --cw-samples 50 --cw-iterations 1000
+
+Writes reports/<dataset>/compare_art.md: our O:SOFTMAX:CE estimator against ART's PyTorchClassifier
+with CrossEntropyLoss on the same network (predictions, gradients, FGSM and PGD results), our cw_l2
+and cw_l2_codeword against ART's CarliniL2Method, and ART's NumPy and PyTorch paths of PGD.
+"""
+
+
+@main.command(name="compare-art", epilog=EPILOG_COMPARE)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose training to take for the model.")
+@click.option("--n-samples", type=click.IntRange(1), default=200, show_default=True, help="Test images (seeded).")
+@click.option("--cw-samples", type=click.IntRange(0), default=10, show_default=True, help="Images for CW (0: skip).")
+@click.option("--cw-iterations", type=click.IntRange(1), default=100, show_default=True, help="CW iterations per c.")
+@click.option("--cw-searches", type=click.IntRange(1), default=3, show_default=True, help="CW binary-search steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_searches, seed, reports_dir, progress):
+    """Our estimator and attacks beside ART's stock ones, on the same model, images and seed."""
+    from bench import datasets
+    from bench.compare_art import compare_report
+    from bench.craft import sample_set
+    from bench.plan import load_preset
+    from models.estimator import make_estimator
+    from models.spec import TrainConfig, make_spec
+    from models.zoo import obtain
+
+    dataset = datasets.DATASETS.canonical(dataset)
+    chosen = load_preset(preset)
+    stored = obtain(make_spec(dataset, "O:SOFTMAX:CE", chosen.arch, TrainConfig(**chosen.training)), progress=progress)
+    est = make_estimator(stored.spec, stored.network, tuple(stored.meta["input_shape"]), stored.meta["n_classes"])
+    samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
+    cw = {"c": 0.01, "binary_search_steps": cw_searches, "max_iter": cw_iterations}
+    command = f"bench compare-art --dataset {dataset} --n-samples {n_samples} --cw-samples {cw_samples}"
+    command += f" --cw-iterations {cw_iterations} --cw-searches {cw_searches} --seed {seed}"
+    title = (
+        f"# {dataset}: our parts beside ART's stock parts\n\nGenerated by `{command}`; do not edit by hand. "
+        f"Model {stored.meta['name']} (store key {stored.spec.key()}); {n_samples} seeded test images "
+        f"({cw_samples} for CW: c = 0.01, {cw_searches} x {cw_iterations} iterations); seed {seed}."
+    )
+    text = compare_report(est, samples.x.numpy(), samples.y.numpy(), seed, cw_samples, cw, title)
+    path = reports_dir / dataset / "compare_art.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    click.echo(f"wrote {path}")
