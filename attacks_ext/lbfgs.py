@@ -99,10 +99,14 @@ class LBFGSAttack(EvasionAttack):
             l2 = (x_adv - x).double().pow(2).flatten(1).sum(1)
             better = success & (l2 < best_l2)
             best_l2[better], best_x[better] = l2[better], x_adv[better]
-            # success: more weight on the distance next time; failure: less
-            lower = torch.where(success, const, lower)
-            upper = torch.where(success, upper, const)
-            const = torch.where(upper < math.inf, (lower + upper) / 2, const * 10)
+            # success: more weight on the distance next time; failure: less. Until a bound is known on that
+            # side, move by a factor of 10 (as Cleverhans does with its constant on the loss), then bisect.
+            lower = torch.where(success, torch.maximum(lower, const), lower)
+            upper = torch.where(success, upper, torch.minimum(upper, const))
+            bisect = (lower + upper) / 2
+            raised = torch.where(upper < math.inf, bisect, const * 10)
+            lowered = torch.where(lower > 0, bisect, const / 10)
+            const = torch.where(success, raised, lowered)
             log.debug("L-BFGS step %d: %d of %d reached their target", step, int(success.sum()), n)
         return best_x
 

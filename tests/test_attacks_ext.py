@@ -244,6 +244,21 @@ def test_lbfgs_reaches_targets_and_a_larger_c_gives_smaller_perturbations(ce_est
     np.testing.assert_allclose(l2_returned[ok_returned], best[ok_returned], rtol=1e-5)
 
 
+def test_lbfgs_lowers_its_distance_weight_tenfold_until_a_first_success(ce_est, mnist_small, monkeypatch):
+    """Paper c = 0.01 is our 100 on the distance: failures must walk it down by 10x (not halve it), as Cleverhans
+    raises its constant on the loss, so that five steps reach the paper's whole range."""
+    x, y = images(mnist_small, 4)
+    seen = []
+
+    def never_moves(self, x_batch, targets, const):
+        seen.append(const.clone())
+        return x_batch.clone()  # x itself: never the target class, every step fails
+
+    monkeypatch.setattr(LBFGSAttack, "_solve", never_moves)
+    LBFGSAttack(ce_est, initial_const=100.0, binary_search_steps=4, max_iter=5).generate(x, random_targets(y))
+    np.testing.assert_allclose([c[0].item() for c in seen], [100.0, 10.0, 1.0, 0.1], rtol=1e-9)
+
+
 # --- parameters ----------------------------------------------------------------------------------------------
 
 
