@@ -48,3 +48,17 @@ def test_wilson_interval_matches_the_textbook_values():
     assert round(low, 4) == 0.2366 and round(high, 4) == 0.7634
     assert wilson_interval(0, 20)[0] == 0.0 and 0.16 < wilson_interval(0, 20)[1] < 0.17
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_eps_plot_takes_a_rate_of_zero_whose_interval_starts_a_rounding_error_above_it(tmp_path):
+    from dataclasses import replace
+
+    from bench.reports.plots import eps_plots
+
+    low, high = wilson_interval(0, 500)
+    cells = [
+        replace(record("a", rate=0.0), value=0.1, metric="accuracy", ci_low=low + 1e-17, ci_high=high, n=500),
+        replace(record("b", rate=0.2), value=0.05, metric="accuracy", ci_low=0.17, ci_high=0.24, n=500),
+    ]
+    (path,) = eps_plots(cells, tmp_path)  # matplotlib refuses a negative error bar
+    assert path.stat().st_size > 1000

@@ -77,7 +77,8 @@ def write_inside_report(dataset: str, results: list[InsideResult], n: int, param
         plots / "inside_rank_change_pgd.png",
         f"{dataset}: rank of the clean prediction under PGD eps {params['eps']}",
     )
-    layers = list(dict.fromkeys(layer for r in results for layer in r.change["pgd"]))
+    merged = dict.fromkeys(layer for r in results for layer in r.change["pgd"])
+    layers = [layer for layer in merged if layer != "scores"] + ["scores"]  # the output last, whatever the heads
     change_rows = [
         [f"{r.label} ({kind})", f"{r.accuracy[kind]:.3f}"] + [_fmt(r.change[kind].get(layer)) for layer in layers]
         for r in results

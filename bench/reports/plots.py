@@ -33,7 +33,8 @@ def eps_plots(records: list[Record], out_dir: Path) -> list[Path]:
             rs.sort(key=lambda r: r.value)
             xs = [r.value for r in rs]
             ys = [r.rate for r in rs]
-            err = [[r.rate - r.ci_low for r in rs], [r.ci_high - r.rate for r in rs]]
+            # clamped: at a rate of 0 or 1 the interval's end can differ from the rate by a rounding error
+            err = [[max(r.rate - r.ci_low, 0.0) for r in rs], [max(r.ci_high - r.rate, 0.0) for r in rs]]
             ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=model)
         n = sorted({r.n for r in recs})
         ax.set_xlabel("eps (L-inf radius, pixels in [0, 1])")
