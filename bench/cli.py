@@ -226,6 +226,20 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     return items or None
 
 
+def _preset_models(dataset: str, preset: str, models: tuple[str, ...], progress: bool):
+    """(canonical dataset, model names, stored models) of a preset, training what the store lacks."""
+    from bench.datasets import DATASETS
+    from bench.plan import load_preset
+    from models.spec import make_spec
+    from models.zoo import obtain
+
+    dataset = DATASETS.canonical(dataset)
+    chosen = load_preset(preset)
+    names = _split(models) or chosen.models
+    specs = [make_spec(dataset, name, chosen.arch, chosen.train_config()) for name in names]
+    return dataset, names, [obtain(spec, progress=progress) for spec in specs]
+
+
 def _parse_samples(text: str | None) -> dict[str, int]:
     """'500' (every attack) or 'cw_l2=50,pgd=1000'."""
     from bench.attacks import ATTACKS
@@ -329,7 +343,7 @@ def report(dataset, out, reports_dir) -> None:
     from bench.matrix_cli import results_store, write_report
 
     dataset = DATASETS.canonical(dataset)
-    path = write_report(dataset, results_store(out), reports_dir)
+    path = write_report(dataset, results_store(out), reports_dir, out)
     click.echo(f"wrote {path}")
 
 
@@ -440,17 +454,8 @@ Models come from the store and are trained first where missing.
 def lipschitz(dataset, preset, models, reports_dir, progress) -> None:
     """Per-layer Lipschitz upper bounds of every model (FFT method, checked by power iteration)."""
     from bench.analyses.lipschitz_report import write_lipschitz_report
-    from bench.datasets import DATASETS
-    from bench.plan import load_preset
-    from models.spec import TrainConfig, make_spec
-    from models.zoo import obtain
 
-    dataset = DATASETS.canonical(dataset)
-    chosen = load_preset(preset)
-    training = TrainConfig(**chosen.training)
-    names = _split(models) or chosen.models
-    specs = [make_spec(dataset, name, chosen.arch, training) for name in names]
-    stored = [obtain(spec, progress=progress) for spec in specs]
+    dataset, names, stored = _preset_models(dataset, preset, models, progress)
     command = f"bench lipschitz --dataset {dataset}" + (f" --models {','.join(names)}" if models else "")
     path = write_lipschitz_report(dataset, stored, reports_dir / dataset, command)
     click.echo(f"wrote {path}")
@@ -485,15 +490,8 @@ def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress)
     from bench import datasets
     from bench.analyses.inside_report import PGD_PARAMS, analyse_model, write_inside_report
     from bench.craft import sample_set
-    from bench.plan import load_preset
-    from models.spec import TrainConfig, make_spec
-    from models.zoo import obtain
 
-    dataset = datasets.DATASETS.canonical(dataset)
-    chosen = load_preset(preset)
-    names = _split(models) or chosen.models
-    specs = [make_spec(dataset, name, chosen.arch, TrainConfig(**chosen.training)) for name in names]
-    stored = [obtain(spec, progress=progress) for spec in specs]
+    dataset, names, stored = _preset_models(dataset, preset, models, progress)
     samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
     params = {**PGD_PARAMS, "eps": eps}
     results = [analyse_model(m, samples, seed, params, 128) for m in tqdm(stored, desc="inside", disable=not progress)]
@@ -501,6 +499,89 @@ def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress)
     if models:
         command += f" --models {','.join(names)}"
     click.echo(f"wrote {write_inside_report(dataset, results, n_samples, params, reports_dir / dataset, command)}")
+
+
+EPILOG_PICTURES = """\b
+Examples:
+  bench pictures --dataset mnist
+  bench pictures --dataset mnist --models O:SOFTMAX:CE,R:TANH:MSE --search-samples 500
+
+Writes reports/<dataset>/pictures.md and plots/pictures_*.png: per model, targeted PGD at the
+smallest eps that puts every image of the search sample on its target (saito2019 Figure 1's
+measure), targeted MIM at eps 0.1 (Figure 2) and the codeword CW-L2 at c = 0.1 (Figure 3).
+"""
+
+
+@main.command(epilog=EPILOG_PICTURES)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose models and training to take.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option(
+    "--search-samples",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Test images for the smallest-eps search (seeded).",
+)
+@click.option("--show", type=click.IntRange(1, 20), default=8, show_default=True, help="Images per picture.")
+@click.option(
+    "--cw-iterations",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Codeword CW iterations per c (Table 2: 1000).",
+)
+@click.option(
+    "--cw-searches",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Codeword CW binary-search steps (Table 2: 5).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def pictures(dataset, preset, models, search_samples, show, cw_iterations, cw_searches, seed, reports_dir, progress):
+    """Pictures of adversarial examples and the smallest eps of a targeted PGD (saito2019 Figures 1-3)."""
+    from tqdm.auto import tqdm
+
+    from bench import datasets
+    from bench.analyses.pictures_report import picture_model, write_pictures_report
+    from bench.craft import sample_set
+
+    if show > search_samples:
+        raise click.BadParameter(f"--show {show} is more than --search-samples {search_samples}.")
+    dataset, names, stored = _preset_models(dataset, preset, models, progress)
+    samples = sample_set(datasets.load(dataset, "test"), search_samples, seed)
+    plots = reports_dir / dataset / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    cw = {"c": 0.1, "binary_search_steps": cw_searches, "max_iter": cw_iterations}
+    results = [
+        picture_model(m, samples, show, seed, cw, plots) for m in tqdm(stored, desc="pictures", disable=not progress)
+    ]
+    command = f"bench pictures --dataset {dataset} --search-samples {search_samples} --show {show} --seed {seed}"
+    if (cw_iterations, cw_searches) != (1000, 5):
+        command += f" --cw-iterations {cw_iterations} --cw-searches {cw_searches}"
+    if models:
+        command += f" --models {','.join(names)}"
+    click.echo(f"wrote {write_pictures_report(dataset, results, show, reports_dir / dataset, command)}")
+
+
+@main.command(name="benchmarks-report")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=Path("reports/benchmarks.json"),
+    show_default=True,
+    help="What `pytest benchmarks --benchmark-only --benchmark-json=FILE` saved.",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/benchmarks.md"), show_default=True)
+def benchmarks_report(json_path, out) -> None:
+    """Write reports/benchmarks.md from the benchmark suite's JSON (loss_gradient and one batch per attack)."""
+    from bench.benchmarks_report import write_benchmarks_report
+
+    click.echo(f"wrote {write_benchmarks_report(json_path, out)}")
 
 
 EPILOG_COMPARE = """\b
@@ -531,12 +612,12 @@ def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_search
     from bench.craft import sample_set
     from bench.plan import load_preset
     from models.estimator import make_estimator
-    from models.spec import TrainConfig, make_spec
+    from models.spec import make_spec
     from models.zoo import obtain
 
     dataset = datasets.DATASETS.canonical(dataset)
     chosen = load_preset(preset)
-    stored = obtain(make_spec(dataset, "O:SOFTMAX:CE", chosen.arch, TrainConfig(**chosen.training)), progress=progress)
+    stored = obtain(make_spec(dataset, "O:SOFTMAX:CE", chosen.arch, chosen.train_config()), progress=progress)
     est = make_estimator(stored.spec, stored.network, tuple(stored.meta["input_shape"]), stored.meta["n_classes"])
     samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
     cw = {"c": 0.01, "binary_search_steps": cw_searches, "max_iter": cw_iterations}

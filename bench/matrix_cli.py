@@ -59,15 +59,19 @@ def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir
     folder = out or bench_home() / "results"
     store = ResultsStore(folder / "results.sqlite")
     summary = MatrixRunner(options, store, folder).run(plan)
-    path = write_report(plan.cells[0].dataset if plan.cells else options.dataset, store, reports_dir)
+    path = write_report(plan.cells[0].dataset if plan.cells else options.dataset, store, reports_dir, out)
     return _summary_text(summary, path)
 
 
-def write_report(dataset: str, store: ResultsStore, reports_dir: Path) -> Path:
+def write_report(dataset: str, store: ResultsStore, reports_dir: Path, out: Path | None = None) -> Path:
     from bench.reports.render import write_dataset_report
     from models.store import ModelStore
 
     command = "bench report --dataset " + shlex.quote(dataset)
+    if out is not None:  # the command that regenerates this report must read the same store
+        command += " --out " + shlex.quote(str(out))
+    if reports_dir != Path("reports"):
+        command += " --reports-dir " + shlex.quote(str(reports_dir))
     return write_dataset_report(dataset, store, ModelStore().list(), reports_dir, command)
 
 

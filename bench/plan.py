@@ -20,6 +20,7 @@ import tomllib
 from bench.attacks import ATTACKS
 from bench.errors import ConfigError
 from bench.registry import Registry
+from models.spec import AdversarialTraining, TrainConfig
 
 SETTINGS = Registry[str]("threat setting")
 SETTINGS.register("whitebox_untargeted", "accuracy on white-box untargeted adversarial examples")
@@ -29,7 +30,7 @@ SETTINGS.register("tailored", "success rate of targeted stock CW-L2 against the 
 TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
 
 PRESETS = Registry[str]("preset")
-for _p in ("paper", "quick"):
+for _p in ("paper", "quick", "vu2018"):
     PRESETS.register(_p, _p)
 
 
@@ -42,6 +43,7 @@ class Group:
     sweep_values: tuple[float, ...]
     params: dict[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] | None = None
+    transfer_matrix: bool = False  # transfer between every pair of the group's models (vu2018 Table III)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,20 @@ class Preset:
     groups: tuple[Group, ...]
     overrides: dict[str, dict[str, Any]]
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for the preset's models
+
+    def train_config(self) -> TrainConfig:
+        """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
+        fields = dict(self.training)
+        try:
+            adversarial = fields.pop("adversarial", None)
+            if adversarial is not None:
+                fields["adversarial"] = AdversarialTraining(**adversarial)
+            return TrainConfig(**fields)
+        except TypeError as exc:
+            raise ConfigError(
+                f"preset {self.name!r} [training]: {exc}; expected TrainConfig fields "
+                "(epochs, batch_size, lr, seed, n_train, [training.adversarial] eps, eps_step, max_iter)."
+            ) from exc
 
 
 def load_preset(name_or_path: str) -> Preset:
@@ -111,6 +127,7 @@ def _group(g: dict[str, Any]) -> Group:
         sweep_values=tuple(float(v) for v in values),
         params=dict(g.get("params", {})),
         models=tuple(g["models"]) if "models" in g else None,
+        transfer_matrix=bool(g.get("transfer_matrix", False)),
     )
 
 
@@ -214,7 +231,8 @@ def expand(
             params = {**fixed, group.sweep_param: value}
             family.arguments(params)  # validates names and ranges before any work
             frozen = tuple(sorted((k, float(v)) for k, v in params.items()))
-            for target, source in _pairs(group.setting, wanted, model_keys, preset.transfer_source, transfer_matrix):
+            pairs = _pairs(group.setting, wanted, model_keys, preset.transfer_source, transfer_matrix, group)
+            for target, source in pairs:
                 cell = Cell(
                     dataset=dataset,
                     model=target,
@@ -236,10 +254,12 @@ def expand(
     return list(cells.values())
 
 
-def _pairs(setting, wanted, model_keys, transfer_source, transfer_matrix):
+def _pairs(setting, wanted, model_keys, transfer_source, transfer_matrix, group):
     """(target, source) pairs; source is None outside the transfer setting."""
     if setting != "transfer":
         return [(m, None) for m in wanted]
+    if group.transfer_matrix:  # every source x target among the group's models, the diagonal included
+        return [(t, s) for s in wanted for t in wanted]
     if transfer_matrix:
         return [(t, s) for s in model_keys for t in model_keys]
     if transfer_source not in model_keys:

@@ -19,7 +19,6 @@ from tqdm.auto import tqdm
 
 from bench import datasets
 from bench.craft import Crafter, SampleSet, sample_set
-from bench.errors import ConfigError
 from bench.metrics import perturbation_sizes, wilson_interval
 from bench.passes import Throughput, measure_throughput
 from bench.plan import Cell, Preset, expand, load_preset
@@ -27,7 +26,7 @@ from bench.provenance import git_commit, versions
 from bench.results import Record, ResultsStore
 from models.estimator import BenchClassifier, make_estimator
 from models.inference import predict_scores
-from models.spec import ModelSpec, TrainConfig, make_spec
+from models.spec import ModelSpec, make_spec
 from models.store import ModelStore
 from models.zoo import obtain
 
@@ -63,10 +62,7 @@ def make_plan(options: MatrixOptions) -> Plan:
     preset = load_preset(options.preset)
     names = options.models or preset.models
     specs: dict[str, ModelSpec] = {}
-    try:
-        training = TrainConfig(**preset.training)
-    except TypeError as exc:
-        raise ConfigError(f"preset {preset.name!r} [training]: {exc}; expected TrainConfig fields.") from exc
+    training = preset.train_config()
     for name in names:
         spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key)
         specs[spec.loss_label] = spec
@@ -105,7 +101,7 @@ class MatrixRunner:
         self.model_store = model_store or ModelStore()
         self.crafter = Crafter(out_dir / "adversarial", options.batch_size)
         self._estimators: dict[str, BenchClassifier] = {}
-        self._throughput: dict[str, Throughput] = {}
+        self._throughput: dict[tuple[str, int], Throughput] = {}
         self._samples: dict[int, SampleSet] = {}
         self._clean: dict[tuple[str, int], torch.Tensor] = {}
         self._test: datasets.Split | None = None
@@ -151,9 +147,17 @@ class MatrixRunner:
             input_shape = tuple(stored.meta["input_shape"])
             est = make_estimator(spec, stored.network, input_shape, stored.meta["n_classes"], o.device)
             self._estimators[key] = est
-            probe = self._sample_set(o.batch_size).x.to(o.device)
-            self._throughput[key] = measure_throughput(est.network, probe)
         return self._estimators[key]
+
+    def _pass_price(self, spec: ModelSpec, n_samples: int) -> Throughput:
+        """Throughput at the batch size the attack ran with: a pass over 20 images costs more per image
+        than one over 128, and pricing it at 128 would charge the attack for the network's overhead."""
+        batch = min(self.options.batch_size, n_samples)
+        key = (spec.key(), batch)
+        if key not in self._throughput:
+            probe = self._sample_set(batch).x.to(self.options.device)
+            self._throughput[key] = measure_throughput(self._estimator(spec).network, probe)
+        return self._throughput[key]
 
     def _sample_set(self, n: int) -> SampleSet:
         if self._test is None:
@@ -183,7 +187,7 @@ class MatrixRunner:
         low, high = wilson_interval(hits, n)
         sizes = perturbation_sizes(samples.x, crafted.x_adv, worked)
         passes = crafted.passes
-        pass_seconds = self._throughput[cell.craft_model_key].seconds(passes)
+        pass_seconds = self._pass_price(plan.specs[cell.craft_model], cell.n_samples).seconds(passes)
         return Record(
             **self._identity(cell),
             status="ok",

@@ -47,3 +47,14 @@ def tiny_spec(model: str, **kwargs) -> ModelSpec:
 def tiny_models(store) -> dict[str, StoredModel]:
     """Each model kind trained for 2 epochs on 3,000 MNIST images (about 90% clean accuracy)."""
     return {name: obtain(tiny_spec(name), store, progress=False) for name in KINDS.names()}
+
+
+def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str = "whitebox_untargeted"):
+    """A preset file whose models are the tiny trainings above (2 epochs, 3,000 images) and whose one cell
+    exists only because a preset needs one: for commands that take a preset's models, not its cells."""
+    path = tmp_path / "tiny-preset.toml"
+    path.write_text(
+        f'name = "tiny"\nmodels = {models!r}\n[training]\nepochs = 2\nn_train = 3000\n[samples]\n{attack} = 10\n'
+        f'[[group]]\ntables = []\nsetting = "{setting}"\nattack = "{attack}"\nsweep = {{ eps = [0.1] }}\n'
+    )
+    return path

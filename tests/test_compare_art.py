@@ -5,21 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from bench.cli import main
-
-PRESET = """
-name = "tiny-compare"
-models = ["O:SOFTMAX:CE"]
-[training]
-epochs = 2
-n_train = 3000
-[samples]
-fgsm = 10
-[[group]]
-tables = []
-setting = "whitebox_untargeted"
-attack = "fgsm"
-sweep = { eps = [0.1] }
-"""
+from tests.conftest import tiny_preset
 
 
 def _value(report: str, label: str) -> list[str]:
@@ -31,8 +17,7 @@ def _value(report: str, label: str) -> list[str]:
 
 
 def test_compare_art_report(tmp_path):
-    preset = tmp_path / "tiny.toml"
-    preset.write_text(PRESET)
+    preset = tiny_preset(tmp_path, ["O:SOFTMAX:CE"], "fgsm")
     args = ["compare-art", "--dataset", "mnist", "--preset", str(preset), "--n-samples", "40", "--no-progress"]
     args += ["--cw-samples", "4", "--cw-iterations", "20", "--cw-searches", "1", "--reports-dir", str(tmp_path)]
     result = CliRunner().invoke(main, args)

@@ -5,21 +5,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from bench.cli import main
-
-PRESET = """
-name = "tiny-inside"
-models = ["O:SOFTMAX:CE", "R:TANH:MSE"]
-[training]
-epochs = 2
-n_train = 3000
-[samples]
-pgd = 10
-[[group]]
-tables = []
-setting = "whitebox_untargeted"
-attack = "pgd"
-sweep = { eps = [0.3] }
-"""
+from tests.conftest import tiny_preset
 
 
 def _rows(report: str, prefix: str) -> dict[str, list[str]]:
@@ -32,8 +18,7 @@ def _rows(report: str, prefix: str) -> dict[str, list[str]]:
 
 
 def test_inside_report_pgd_against_noise(tmp_path):
-    preset = tmp_path / "tiny.toml"
-    preset.write_text(PRESET)
+    preset = tiny_preset(tmp_path, ["O:SOFTMAX:CE", "R:TANH:MSE"], "pgd")
     args = ["inside", "--dataset", "mnist", "--preset", str(preset), "--n-samples", "30", "--no-progress"]
     result = CliRunner().invoke(main, [*args, "--reports-dir", str(tmp_path)])
     assert result.exit_code == 0, result.output

@@ -5,26 +5,11 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from bench.cli import main
-
-PRESET = """
-name = "tiny-lipschitz"
-models = ["O:SOFTMAX:CE", "O:SOFTMAX:MSE"]
-[training]
-epochs = 2
-n_train = 3000
-[samples]
-fgsm = 10
-[[group]]
-tables = []
-setting = "whitebox_untargeted"
-attack = "fgsm"
-sweep = { eps = [0.1] }
-"""
+from tests.conftest import tiny_preset
 
 
 def test_lipschitz_report_for_the_stored_models(tmp_path):  # trains the two tiny models where missing
-    preset = tmp_path / "tiny.toml"
-    preset.write_text(PRESET)
+    preset = tiny_preset(tmp_path, ["O:SOFTMAX:CE", "O:SOFTMAX:MSE"], "fgsm")
     args = ["lipschitz", "--dataset", "mnist", "--preset", str(preset), "--reports-dir", str(tmp_path), "--no-progress"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output

@@ -73,6 +73,7 @@ def test_quick_inherits_the_paper_cells_with_smaller_budgets():
     paper, quick = load_preset("paper"), load_preset("quick")
     shape = lambda p: sorted((g.setting, g.attack, g.sweep_values) for g in p.groups)  # noqa: E731
     assert shape(paper) == shape(quick)
+
     # The budget is images x optimiser steps: quick may keep the image count and cut the steps.
     def budget(preset, attack):
         cell = next(c for c in expand(preset, "mnist", KEYS, attacks=(attack,)))
@@ -107,3 +108,41 @@ def test_a_parameter_outside_its_range_is_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"fgsm eps=1.5 is outside \[0.0, 1.0\]"):
         make_plan(MatrixOptions(dataset="mnist", preset=str(preset)))
+
+
+def test_vu2018_preset_adversarial_training_and_transfer_matrix():
+    """Table II: every model under PGD k=100; Table III: every source x target of three models, diagonal
+    included; the models are PGD-trained with vu2018's k=40, step 0.01, eps 0.3."""
+    preset = load_preset("vu2018")
+    train = preset.train_config()
+    assert train.adversarial is not None
+    assert (train.adversarial.max_iter, train.adversarial.eps_step, train.adversarial.eps) == (40, 0.01, 0.3)
+    keys = {m: f"key-{m}" for m in preset.models}
+    cells = expand(preset, "mnist", keys)
+    table2 = [c for c in cells if "vu2018:II" in c.tables]
+    table3 = [c for c in cells if "vu2018:III" in c.tables]
+    assert sorted(c.model for c in table2) == sorted(preset.models) and len(preset.models) == 6
+    trio = {"hinge", "O:SOFTMAX:CE", "lmcl_s10_m0.3"}
+    assert {(c.source, c.model) for c in table3} == {(s, t) for s in trio for t in trio}
+    assert all(dict(c.params)["max_iter"] == 100 and c.n_samples == 1000 for c in cells)
+
+
+def test_vu2018_numbers_are_looked_up_for_adversarially_trained_models():
+    from bench.reports.reference import lookup
+
+    arch = "cnn+pgd_at"
+    assert lookup("vu2018:II", "whitebox_untargeted", "mnist", "lmcl_s10_m0.3", "pgd", "eps", 0.3, arch=arch) == 0.9195
+    assert lookup("vu2018:II", "clean", "mnist", "hinge", "none", "", None, arch=arch) == 0.9104
+    transfer = lookup("vu2018:III", "transfer", "mnist", "hinge", "pgd", "eps", 0.3, "O:SOFTMAX:CE", arch)
+    assert transfer == 0.8553
+    assert lookup("vu2018:II", "whitebox_untargeted", "mnist", "hinge", "pgd", "eps", 0.3, arch="cnn") is None
+
+
+def test_a_bad_training_table_is_refused_with_the_fields_expected(tmp_path):
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'name = "bad"\nmodels = ["hinge"]\n[training]\nepochz = 1\n[samples]\npgd = 1\n'
+        '[[group]]\nsetting = "whitebox_untargeted"\nattack = "pgd"\nsweep = { eps = [0.1] }\n'
+    )
+    with pytest.raises(ConfigError, match="epochz.*expected TrainConfig fields"):
+        load_preset(str(path)).train_config()

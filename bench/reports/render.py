@@ -24,7 +24,7 @@ def write_dataset_report(
     records = results.records(dataset=dataset)
     out = out_root / dataset
     out.mkdir(parents=True, exist_ok=True)
-    arch = _arch(model_metas, dataset)
+    arch = _arch(model_metas, dataset, {r.model_key for r in records})
     sections = [
         f"# {dataset}: robustness by training loss and target representation",
         "",
@@ -45,8 +45,11 @@ def write_dataset_report(
     return out
 
 
-def _arch(metas: list[dict], dataset: str) -> str:
-    archs = sorted({m["spec"]["arch"] for m in metas if m["spec"]["dataset"] == dataset})
+def _arch(metas: list[dict], dataset: str, used_keys: set[str]) -> str:
+    """The architecture of the models the results came from, as vu2018 names it: cnn, or cnn+pgd_at when
+    they were all adversarially trained (the key under which its Tables II and III are published)."""
+    used = [m for m in metas if m["key"] in used_keys] or [m for m in metas if m["spec"]["dataset"] == dataset]
+    archs = sorted({m["spec"]["arch"] + ("+pgd_at" if m["spec"]["train"].get("adversarial") else "") for m in used})
     return "/".join(archs) or "cnn"
 
 
@@ -64,13 +67,18 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
         train = spec["train"]
         if train.get("n_train"):  # a lighter model than the paper's: say so beside its number
             label += f" [{train['epochs']} epochs, {train['n_train']} training images]"
-        paper = lookup("saito2019:4", "clean", dataset, kind, "none", "", None)
+        if train.get("adversarial"):  # vu2018 Table II gives the clean accuracy of its adversarial trainings
+            adv = train["adversarial"]
+            label += f" [PGD training k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}]"
+            paper = lookup("vu2018:II", "clean", dataset, kind, "none", "", None, arch=f"{spec['arch']}+pgd_at")
+        else:
+            paper = lookup("saito2019:4", "clean", dataset, kind, "none", "", None)
         measured = m["clean_accuracy"]
         delta = f"{measured - paper:+.3f}" if paper is not None else "—"
         rows.append([f"{label} ({spec['arch']})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
     return "\n".join(
         [
-            "### saito2019 Table 4: clean test accuracy (whole test split)",
+            "### saito2019 Table 4: clean test accuracy (whole test split; vu2018 Table II's for adversarial training)",
             "",
             tabulate(rows, headers=["model", "measured", "images", "paper", "Δ"], tablefmt="github"),
             "",

@@ -22,6 +22,8 @@ TABLE_TITLES = {
     "saito2019:6": "saito2019 Table 6: transfer (black-box) attacks crafted on the source model, accuracy",
     "saito2019:7": "saito2019 Table 7: targeted stock CW-L2 against the tailored codeword CW-L2, success rate",
     "vu2018:III-A": "vu2018 section III-A / Table II evaluation: random-start PGD, k=100, step 0.01, eps 0.3, accuracy",
+    "vu2018:II": "vu2018 Table II: PGD adversarial training, random-start PGD k=100, step 0.01, eps 0.3, accuracy",
+    "vu2018:III": "vu2018 Table III: transferability between adversarially trained models (source → target), accuracy",
     "baseline": "ART baseline: ART's CarliniL2Method beside ours (same c), accuracy",
 }
 PARAM_SYMBOL = {"eps": "ε", "c": "c", "max_iter": "m"}

@@ -1,0 +1,44 @@
+"""Fixtures of the benchmark suite: one freshly initialised Table I CNN of every model kind (timing does not
+depend on the weights, except through early aborts, which the attack benchmarks switch off by fixing their
+iterations) and a fixed batch of real MNIST test images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench import datasets
+from models.estimator import make_estimator
+from models.network import build_network
+from models.spec import KINDS, TrainConfig, make_spec
+
+BATCH = 128
+SHAPE = (1, 28, 28)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def two_threads():
+    torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(scope="session")
+def batch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, one-hot labels, one-hot targets) of BATCH MNIST test images, seed 0."""
+    test = datasets.load("mnist", "test")
+    idx = test.subset_indices(BATCH, 0)
+    x, y = test.x[idx], test.y[idx]
+    targets = (y + 1) % 10
+    return x.numpy(), F.one_hot(y, 10).float().numpy(), F.one_hot(targets, 10).float().numpy()
+
+
+@pytest.fixture(scope="session")
+def estimators():
+    """Model kind -> BenchClassifier on an untrained cnn."""
+    out = {}
+    for name in KINDS.names():
+        torch.manual_seed(0)
+        spec = make_spec("mnist", name, "cnn", TrainConfig(epochs=1))
+        out[name] = make_estimator(spec, build_network(spec, SHAPE, 10).eval(), SHAPE, 10)
+    return out
