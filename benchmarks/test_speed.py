@@ -1,8 +1,8 @@
 """Speed of the harness's hot paths, ours beside ART's stock parts (`pytest benchmarks --benchmark-only`).
 
-Every benchmark is one batch of 128 MNIST images through an untrained Table I CNN: `loss_gradient` of
-every model kind, and one run of each attack with small, fixed iteration counts (the same counts for our
-attack and ART's). `bench benchmarks-report` turns the saved JSON into reports/benchmarks.md.
+Every benchmark is one batch of 128 MNIST test images: `loss_gradient` of every model kind (untrained
+Table I CNNs), and one run of each attack against a lightly trained O:SOFTMAX:CE CNN with small iteration
+counts, the same for our attack and ART's. `bench benchmarks-report` turns the saved JSON into reports/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -44,19 +44,18 @@ def test_loss_gradient_art_stock(benchmark, estimators, batch):
 
 
 @pytest.mark.parametrize("attack", list(ATTACK_PARAMS))
-def test_attack_batch(benchmark, estimators, batch, attack):
+def test_attack_batch(benchmark, attacked, batch, attack):
     benchmark.group = "one attack batch, 128 images, O:SOFTMAX:CE"
     params, targeted = ATTACK_PARAMS[attack]
     benchmark.extra_info["params"] = params
     x, y, targets = batch
-    est = estimators["O:SOFTMAX:CE"]
-    runner = ATTACKS.get(attack).make(est, dict(params), targeted, 128)
+    runner = ATTACKS.get(attack).make(attacked, dict(params), targeted, 128)
     x_adv = benchmark.pedantic(runner.generate, args=(x,), kwargs={"y": targets if targeted else y}, rounds=3)
     assert x_adv.shape == x.shape
 
 
 @pytest.mark.parametrize("path", ["numpy", "pytorch"])
-def test_art_pgd_paths(benchmark, estimators, batch, path):
+def test_art_pgd_paths(benchmark, attacked, batch, path):
     """ART's two implementations of PGD on our estimator: the framework-neutral NumPy one and the PyTorch one."""
     from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_numpy import (
         ProjectedGradientDescentNumpy,
@@ -68,5 +67,5 @@ def test_art_pgd_paths(benchmark, estimators, batch, path):
     benchmark.group = "ART PGD paths, 128 images, 10 iterations"
     cls = ProjectedGradientDescentNumpy if path == "numpy" else ProjectedGradientDescentPyTorch
     x, y, _ = batch
-    attack = cls(estimators["O:SOFTMAX:CE"], eps=0.3, eps_step=0.01, max_iter=10, batch_size=128, verbose=False)
+    attack = cls(attacked, eps=0.3, eps_step=0.01, max_iter=10, batch_size=128, verbose=False)
     assert benchmark.pedantic(attack.generate, args=(x,), kwargs={"y": y}, rounds=3).shape == x.shape

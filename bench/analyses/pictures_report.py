@@ -10,6 +10,7 @@ Targets are the matrix's: one random class other than the true one per image, fr
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +126,7 @@ def write_pictures_report(dataset: str, results: list[ModelPictures], n_show: in
             p.figure,
             ", ".join(f"{k} {v:g}" for k, v in p.params.items()),
             f"{p.success:.0%}",
-            f"{p.l2_mean:.2f}",
+            "—" if math.isnan(p.l2_mean) else f"{p.l2_mean:.2f}",
             f"![]({p.path})",
         ]
         for r in results

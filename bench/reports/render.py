@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -69,7 +70,11 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
             label += f" [{train['epochs']} epochs, {train['n_train']} training images]"
         if train.get("adversarial"):  # vu2018 Table II gives the clean accuracy of its adversarial trainings
             adv = train["adversarial"]
-            label += f" [PGD training k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}]"
+            label += f" [PGD training k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}"
+            if train.get("n_train"):
+                steps = train["epochs"] * math.ceil(train["n_train"] / train["batch_size"])
+                label += f"; {steps} steps of batch {train['batch_size']}"
+            label += "]"
             paper = lookup("vu2018:II", "clean", dataset, kind, "none", "", None, arch=f"{spec['arch']}+pgd_at")
         else:
             paper = lookup("saito2019:4", "clean", dataset, kind, "none", "", None)
