@@ -18,7 +18,9 @@ from bench.errors import ConfigError
 from bench.registry import Registry
 
 Builder = Callable[[Any, dict[str, Any], bool, int], EvasionAttack]
-INTEGER_PARAMS = frozenset({"max_iter", "binary_search_steps", "nb_grads"})
+INTEGER_PARAMS = frozenset(
+    {"max_iter", "binary_search_steps", "nb_grads", "num_random_init", "nb_random_init", "nb_restarts"}
+)
 
 
 @dataclass(frozen=True)
@@ -246,3 +248,12 @@ def _register() -> None:
 
 
 _register()
+
+
+def _register_adaptive() -> None:
+    from bench.attacks_adaptive import register  # the attacks that know the model, in their own module
+
+    register()
+
+
+_register_adaptive()

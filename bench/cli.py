@@ -216,7 +216,8 @@ Examples:
 Threat settings: whitebox_untargeted (accuracy), whitebox_targeted (success rate, one random
 target per image from the seed), transfer (crafted on O:SOFTMAX:CE, or every pair with
 --transfer-matrix), tailored (targeted cw_l2 against cw_l2_codeword).
-Attacks: fgsm, bim, mim, pgd, deepfool, cw_l2, cw_l2_codeword, cw_l2_art, lbfgs.
+Attacks: fgsm, bim, mim, pgd, deepfool, cw_l2, cw_l2_codeword, cw_l2_art, lbfgs; and the attacks
+that know the model: pgd_margin, pgd_margin_pretanh, apgd, square, square_l2, autoattack.
 Finished cells are skipped on a rerun; an interrupted run resumes where it stopped.
 """
 
@@ -337,12 +338,22 @@ def matrix(
     "--out", type=click.Path(path_type=Path), default=None, help="Results folder (default BENCH_HOME/results)."
 )
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
-def report(dataset, out, reports_dir) -> None:
+@click.option(
+    "--reprice",
+    is_flag=True,
+    help="Re-measure each cell's pass price on this machine at the batch size its attack ran with "
+    "(stores written before passes were priced that way); needs the models in the store.",
+)
+def report(dataset, out, reports_dir, reprice) -> None:
     """Write reports/<dataset>/ from the results store alone."""
     from bench.datasets import DATASETS
     from bench.matrix_cli import results_store, write_report
 
     dataset = DATASETS.canonical(dataset)
+    if reprice:
+        from bench.matrix_cli import reprice as reprice_store
+
+        click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
     path = write_report(dataset, results_store(out), reports_dir, out)
     click.echo(f"wrote {path}")
 

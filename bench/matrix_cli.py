@@ -84,3 +84,31 @@ def _summary_text(summary: RunSummary, report: Path) -> str:
     if summary.failed:
         print("\n".join(lines), file=sys.stderr)
     return lines[0]
+
+
+def reprice(dataset: str, store: ResultsStore, batch_size: int = 128) -> int:
+    """Re-measure every cell's pass price on this machine at the batch size its attack ran with
+    (min(batch_size, images per cell)), for stores written before passes were priced that way.
+    Returns the number of records updated; nothing but ``pass_seconds`` changes."""
+    import dataclasses
+
+    from bench import datasets
+    from bench.craft import sample_set
+    from bench.passes import PassCount, measure_throughput
+    from models.spec import ModelSpec
+    from models.store import ModelStore
+
+    models, test, prices, updated = ModelStore(), datasets.load(dataset, "test"), {}, 0
+    for record in store.records(dataset=dataset):
+        if record.status != "ok" or not record.forward_passes:
+            continue
+        key = record.config.get("source_key") or record.model_key
+        batch = min(batch_size, record.config["n_samples"])
+        if (key, batch) not in prices:
+            spec = ModelSpec.from_dict(models.read_meta(models.root / key)["spec"])
+            network = models.load(spec).network.eval()
+            prices[(key, batch)] = measure_throughput(network, sample_set(test, batch, 0).x)
+        passes = PassCount(record.forward_passes, record.backward_passes or 0)
+        store.put(dataclasses.replace(record, pass_seconds=prices[(key, batch)].seconds(passes)))
+        updated += 1
+    return updated

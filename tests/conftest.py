@@ -49,12 +49,17 @@ def tiny_models(store) -> dict[str, StoredModel]:
     return {name: obtain(tiny_spec(name), store, progress=False) for name in KINDS.names()}
 
 
-def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str = "whitebox_untargeted"):
-    """A preset file whose models are the tiny trainings above (2 epochs, 3,000 images) and whose one cell
-    exists only because a preset needs one: for commands that take a preset's models, not its cells."""
+def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str = "whitebox_untargeted", *more: str):
+    """A preset file whose models are the tiny trainings above (2 epochs, 3,000 images), with one cell per
+    attack (``attack`` and ``more``) at eps 0.1 on 10 images: for commands that take a preset's models, and
+    for small runs."""
+    attacks = (attack, *more)
+    samples = "".join(f"{a} = 10\n" for a in attacks)
+    groups = "".join(
+        f'[[group]]\ntables = []\nsetting = "{setting}"\nattack = "{a}"\nsweep = {{ eps = [0.1] }}\n' for a in attacks
+    )
     path = tmp_path / "tiny-preset.toml"
     path.write_text(
-        f'name = "tiny"\nmodels = {models!r}\n[training]\nepochs = 2\nn_train = 3000\n[samples]\n{attack} = 10\n'
-        f'[[group]]\ntables = []\nsetting = "{setting}"\nattack = "{attack}"\nsweep = {{ eps = [0.1] }}\n'
+        f'name = "tiny"\nmodels = {models!r}\n[training]\nepochs = 2\nn_train = 3000\n[samples]\n{samples}{groups}'
     )
     return path

@@ -1,0 +1,155 @@
+"""Carlini et al.'s (2019) checklist and AutoAttack's sanity checks as flags, computed per model from stored
+records. Each flag says which cells disagree and why that matters; reports/FLAGS.md explains each one.
+
+A flag fires only when the difference is beyond sampling error (the two Wilson intervals do not overlap),
+so a clean model with small samples stays quiet, and a flag is evidence, not noise.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from bench.results import Record
+
+SINGLE_STEP = ("fgsm",)
+ITERATIVE = ("bim", "mim", "pgd", "pgd_margin", "pgd_margin_pretanh", "apgd")
+GRADIENT_FREE = ("square",)
+GRADIENT = (*SINGLE_STEP, *ITERATIVE)
+LARGE_EPS = 0.5  # on [0, 1] pixels, an L-inf ball this large contains images of every class
+CHANCE_SLACK = 0.05  # accuracy this far above chance at LARGE_EPS still counts as "at chance"
+
+
+@dataclass(frozen=True)
+class Flag:
+    check: str  # the key of its paragraph in reports/FLAGS.md
+    model: str
+    detail: str  # which cells, which numbers
+
+
+def _above(a: Record, b: Record) -> bool:
+    """a's rate is above b's beyond sampling error (their 95% intervals do not overlap)."""
+    return a.ci_low is not None and b.ci_high is not None and a.ci_low > b.ci_high
+
+
+def _fmt(r: Record) -> str:
+    return f"{r.attack} eps={r.value:g}: {r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] (n={r.n})"
+
+
+def _untargeted(records: list[Record]) -> dict[str, list[Record]]:
+    by_model: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.status == "ok" and r.metric == "accuracy" and r.param == "eps" and r.rate is not None:
+            by_model[r.model].append(r)
+    return by_model
+
+
+def iterative_weaker_than_single_step(records: list[Record]) -> list[Flag]:
+    """An iterative attack that leaves more images correct than FGSM at the same eps is not converging
+    (or the loss surface masks its gradient)."""
+    flags = []
+    for model, recs in _untargeted(records).items():
+        white = [r for r in recs if r.setting == "whitebox_untargeted"]
+        for single in (r for r in white if r.attack in SINGLE_STEP):
+            for it in (r for r in white if r.attack in ITERATIVE and r.value == single.value):
+                if _above(it, single):
+                    flags.append(Flag("iterative_vs_single_step", model, f"{_fmt(it)} above {_fmt(single)}"))
+    return flags
+
+
+def whitebox_weaker_than_transfer(records: list[Record]) -> list[Flag]:
+    """Examples crafted on another model should not beat a white-box attack on the model itself."""
+    flags = []
+    for model, recs in _untargeted(records).items():
+        white = {(r.attack, r.value): r for r in recs if r.setting == "whitebox_untargeted"}
+        for tr in (r for r in recs if r.setting == "transfer" and r.source != model):
+            wb = white.get((tr.attack, tr.value))
+            if wb is not None and _above(wb, tr):
+                flags.append(
+                    Flag(
+                        "whitebox_vs_transfer",
+                        model,
+                        f"white-box {_fmt(wb)} above transfer from {tr.source} {_fmt(tr)}",
+                    )
+                )
+    return flags
+
+
+def not_at_chance_at_large_eps(records: list[Record], n_classes: int = 10) -> list[Flag]:
+    """At eps >= 0.5 every attack worth the name should bring accuracy to chance."""
+    flags = []
+    for model, recs in _untargeted(records).items():
+        large = [
+            r for r in recs if r.setting == "whitebox_untargeted" and r.value >= LARGE_EPS and r.attack in GRADIENT
+        ]
+        if large:
+            best = min(large, key=lambda r: r.rate)
+            if best.ci_low > 1 / n_classes + CHANCE_SLACK:
+                flags.append(Flag("chance_at_large_eps", model, f"strongest at eps >= {LARGE_EPS}: {_fmt(best)}"))
+    return flags
+
+
+def gradient_free_stronger(records: list[Record]) -> list[Flag]:
+    """A query-only attack that beats every gradient attack at the same eps means the gradients mislead."""
+    flags = []
+    for model, recs in _untargeted(records).items():
+        white = [r for r in recs if r.setting == "whitebox_untargeted"]
+        for free in (r for r in white if r.attack in GRADIENT_FREE):
+            grads = [r for r in white if r.attack in GRADIENT and r.value == free.value]
+            if grads and all(_above(g, free) for g in grads):
+                best = min(grads, key=lambda r: r.rate)
+                flags.append(
+                    Flag(
+                        "gradient_free_vs_gradient",
+                        model,
+                        f"{_fmt(free)} below every gradient attack, best {_fmt(best)}",
+                    )
+                )
+    return flags
+
+
+def budget_sensitive(records: list[Record]) -> list[Flag]:
+    """The same attack at the same eps with more iterations or restarts should agree within sampling error;
+    if more budget still changes the number, the smaller budget had not converged."""
+    flags = []
+    for model, recs in _untargeted(records).items():
+        groups: dict[tuple, list[Record]] = defaultdict(list)
+        for r in recs:
+            if r.setting == "whitebox_untargeted":
+                groups[(r.attack, r.value)].append(r)
+        for (attack, _), same in groups.items():
+            if len(same) < 2:
+                continue
+            ranked = sorted(same, key=_budget)
+            small, large = ranked[0], ranked[-1]
+            if _budget(large) > _budget(small) and _above(small, large):
+                flags.append(
+                    Flag(
+                        "budget_sensitivity",
+                        model,
+                        f"{attack}: {_budget_text(small)} {_fmt(small)} vs {_budget_text(large)} {_fmt(large)}",
+                    )
+                )
+    return flags
+
+
+def _budget(r: Record) -> float:
+    p = r.config.get("params", {})
+    return p.get("max_iter", 1) * p.get("num_random_init", p.get("nb_random_init", p.get("nb_restarts", 1)))
+
+
+def _budget_text(r: Record) -> str:
+    return f"budget {_budget(r):g}"
+
+
+CHECKS = (
+    iterative_weaker_than_single_step,
+    whitebox_weaker_than_transfer,
+    not_at_chance_at_large_eps,
+    gradient_free_stronger,
+    budget_sensitive,
+)
+
+
+def all_flags(records: list[Record]) -> list[Flag]:
+    return [flag for check in CHECKS for flag in check(records)]

@@ -1,0 +1,90 @@
+"""The worst case per example: an image counts as robust only if every attack at the same eps failed on it.
+
+Accuracy under each attack is an upper bound on robust accuracy; the per-example minimum over attacks is a
+tighter one, and it is never above any single attack's (AutoAttack reports this quantity). It is computed
+from stored records alone: each untargeted cell (white-box or transfer) keeps its per-example outcome
+(``per_example``: packed bits, 1 = still classified correctly), and sample sets are nested (a smaller set is
+the start of a larger one), so cells of different sizes are compared on the images they share.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+import numpy as np
+
+from bench.metrics import wilson_interval
+from bench.results import Record
+
+ATTACK = "worst_case"
+UNTARGETED = ("whitebox_untargeted", "transfer")
+
+
+def per_example(record: Record) -> np.ndarray:
+    """The record's per-example outcome as booleans (n,)."""
+    if record.per_example is None or record.n is None:
+        raise ValueError(f"cell {record.name} has no per-example outcome; rerun it with this bench.")
+    return np.unpackbits(np.frombuffer(record.per_example, dtype=np.uint8))[: record.n].astype(bool)
+
+
+def worst_case_records(records: list[Record]) -> list[Record]:
+    """One ``worst_case`` record per (dataset, model, L-inf eps) with at least two untargeted attacks."""
+    groups: dict[tuple, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.status == "ok" and r.setting in UNTARGETED and r.param == "eps" and r.attack != ATTACK:
+            if r.attack != "square_l2" and r.per_example is not None:  # L-inf radii only
+                groups[(r.dataset, r.model_key, r.value)].append(r)
+    out = []
+    for (dataset, model_key, eps), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+        if len({(m.attack, m.source) for m in members}) < 2:
+            continue
+        out.append(_combine(dataset, model_key, eps, members))
+    return out
+
+
+def _combine(dataset: str, model_key: str, eps: float, members: list[Record]) -> Record:
+    n = min(m.n for m in members)
+    robust = np.logical_and.reduce([per_example(m)[:n] for m in members])
+    hits = int(robust.sum())
+    low, high = wilson_interval(hits, n)
+    members = sorted(members, key=lambda m: m.name)
+    components = [m.name for m in members]
+    digest = hashlib.sha256("|".join(m.cell_hash for m in members).encode()).hexdigest()[:16]
+    first = members[0]
+    # which attack is the strongest on its own, on the shared images: the report names it
+    alone = {m.name: int(per_example(m)[:n].sum()) for m in members}
+    return Record(
+        cell_hash=f"wc-{digest}",
+        name=f"{dataset}/worst_case/{ATTACK}[eps={eps:g}]/{first.model}",
+        dataset=dataset,
+        model=first.model,
+        model_key=model_key,
+        setting="whitebox_untargeted",
+        source=None,
+        attack=ATTACK,
+        param="eps",
+        value=eps,
+        config={"components": components, "tables": ["worst_case"], "robust_alone": alone},
+        metric="accuracy",
+        rate=hits / n,
+        ci_low=low,
+        ci_high=high,
+        n=n,
+        hits=hits,
+        clean_accuracy=first.clean_accuracy,
+        seconds=sum(m.seconds or 0.0 for m in members),
+        per_example=np.packbits(robust).tobytes(),
+        seed=first.seed,
+        device=first.device,
+        commit_id=first.commit_id,
+        versions=dict(first.versions),
+        created=max((m.created or "") for m in members) or None,
+    )
+
+
+def strongest_single(worst: Record) -> tuple[str, float]:
+    """(name, accuracy on the shared images) of the single attack that left the fewest images robust."""
+    alone = worst.config["robust_alone"]
+    name = min(alone, key=alone.get)
+    return name, alone[name] / worst.n

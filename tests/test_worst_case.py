@@ -1,0 +1,68 @@
+"""The worst case per example: never above any single attack, exact on hand-made outcomes, and computed from a
+real tiny run's store."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.results import Record, ResultsStore
+from bench.worst_case import per_example, strongest_single, worst_case_records
+from tests.conftest import tiny_preset
+
+
+def _record(attack: str, bits: list[int], eps: float = 0.1, source: str | None = None, model: str = "m") -> Record:
+    hits = np.array(bits, dtype=bool)
+    return Record(
+        cell_hash=f"{attack}-{source}-{eps}-{model}",
+        name=f"d/x/{attack}[eps={eps}]/{model}" + (f"<-{source}" if source else ""),
+        dataset="d",
+        model=model,
+        model_key=f"key-{model}",
+        setting="transfer" if source else "whitebox_untargeted",
+        source=source,
+        attack=attack,
+        param="eps",
+        value=eps,
+        config={},
+        rate=float(hits.mean()),
+        n=len(bits),
+        hits=int(hits.sum()),
+        per_example=np.packbits(hits).tobytes(),
+    )
+
+
+def test_an_image_is_robust_only_if_every_attack_failed_on_it():
+    records = [
+        _record("fgsm", [1, 1, 1, 0, 1, 1, 1, 1, 1, 0]),
+        _record("pgd", [1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0]),  # a larger sample: compared on the first 10
+        _record("mim", [1, 1, 0, 1, 1, 1, 1, 1, 1, 1], source="other"),
+        _record("pgd", [0] * 10, eps=0.3),  # another eps: alone, so no worst case there
+    ]
+    (worst,) = worst_case_records(records)
+    assert worst.n == 10 and per_example(worst).tolist() == [1, 0, 0, 0, 1, 1, 1, 1, 1, 0]
+    assert worst.rate == 0.6 and worst.value == 0.1 and worst.model == "m"
+    assert strongest_single(worst) == ("d/x/fgsm[eps=0.1]/m", 0.8)  # tie with pgd on the first 10: first by name
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_never_above_any_single_attack(seed):
+    rng = np.random.default_rng(seed)
+    records = [_record(f"a{i}", rng.integers(0, 2, size=int(rng.integers(5, 40))).tolist()) for i in range(4)]
+    (worst,) = worst_case_records(records)
+    for r in records:
+        assert worst.rate <= per_example(r)[: worst.n].mean()
+
+
+def test_worst_case_of_a_real_run(tmp_path):
+    preset = tiny_preset(tmp_path, ["O:SOFTMAX:CE"], "fgsm", "whitebox_untargeted", "pgd")
+    out = tmp_path / "store"
+    args = ["matrix", "--dataset", "mnist", "--preset", str(preset), "--no-progress", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--reports-dir", str(tmp_path / "reports")])
+    assert result.exit_code == 0, result.output
+    records = ResultsStore(out / "results.sqlite").records()
+    (worst,) = worst_case_records(records)
+    assert worst.rate <= min(r.rate for r in records)
+    assert worst.n == 10
