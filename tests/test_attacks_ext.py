@@ -12,7 +12,7 @@ import pytest
 import torch
 from art.attacks.evasion import CarliniL2Method
 
-from attacks_ext import ATTACKS, CarliniWagnerL2, CarliniWagnerL2Codeword, LBFGSAttack
+from attacks_ext import ATTACKS, CarliniWagnerL2, CarliniWagnerL2Codeword, LBFGSAttack, MarginPGD
 from attacks_ext.cw import class_scores
 from bench.errors import ConfigError
 from models.estimator import make_estimator
@@ -292,7 +292,12 @@ def test_set_params_is_checked_and_the_codeword_view_is_fixed(untrained_est):
 
 
 def test_registry_keys():
-    assert ATTACKS == {"cw_l2": CarliniWagnerL2, "cw_l2_codeword": CarliniWagnerL2Codeword, "lbfgs": LBFGSAttack}
+    assert ATTACKS == {
+        "cw_l2": CarliniWagnerL2,
+        "cw_l2_codeword": CarliniWagnerL2Codeword,
+        "lbfgs": LBFGSAttack,
+        "pgd_margin": MarginPGD,
+    }
 
 
 def test_the_matrix_gives_lbfgs_the_papers_c_as_the_constant_on_the_loss(ce_est):

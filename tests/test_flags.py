@@ -1,0 +1,64 @@
+"""The checklist flags on hand-made records: each fires on the pattern it names, only beyond sampling error,
+and stays quiet on a consistent set of results."""
+
+from __future__ import annotations
+
+from bench.flags import all_flags
+from bench.metrics import wilson_interval
+from bench.results import Record
+
+
+def cell(attack: str, eps: float, hits: int, n: int = 500, setting: str = "whitebox_untargeted", **config) -> Record:
+    low, high = wilson_interval(hits, n)
+    source = config.pop("source", None)
+    return Record(
+        cell_hash=f"{attack}-{eps}-{setting}-{source}-{config}",
+        name=f"d/{setting}/{attack}[eps={eps}]/m",
+        dataset="d",
+        model="m",
+        model_key="k",
+        setting=setting,
+        source=source,
+        attack=attack,
+        param="eps",
+        value=eps,
+        config={"params": config},
+        metric="accuracy",
+        rate=hits / n,
+        ci_low=low,
+        ci_high=high,
+        n=n,
+        hits=hits,
+    )
+
+
+CONSISTENT = [
+    cell("fgsm", 0.1, 300),
+    cell("pgd", 0.1, 100, max_iter=40),
+    cell("pgd", 0.1, 95, max_iter=400),
+    cell("square", 0.1, 150, max_iter=1000),
+    cell("pgd", 0.1, 280, setting="transfer", source="other"),
+    cell("pgd", 0.5, 40, max_iter=40),
+]
+
+
+def test_a_consistent_evaluation_raises_no_flag():
+    assert all_flags(CONSISTENT) == []
+
+
+def test_each_flag_fires_on_its_pattern():
+    cases = {
+        "iterative_vs_single_step": [cell("fgsm", 0.1, 300), cell("bim", 0.1, 420)],
+        "whitebox_vs_transfer": [cell("mim", 0.1, 400), cell("mim", 0.1, 200, setting="transfer", source="x")],
+        "chance_at_large_eps": [cell("pgd", 0.5, 480), cell("fgsm", 1.0, 470)],
+        "gradient_free_vs_gradient": [cell("pgd", 0.3, 450), cell("fgsm", 0.3, 460), cell("square", 0.3, 20)],
+        "budget_sensitivity": [cell("pgd_margin", 0.1, 300, max_iter=20), cell("pgd_margin", 0.1, 100, max_iter=200)],
+    }
+    for check, records in cases.items():
+        fired = {f.check for f in all_flags(records)}
+        assert fired == {check}, (check, fired)
+
+
+def test_a_difference_within_sampling_error_does_not_fire():
+    # 52% against 48% of 100 images: the intervals overlap, so no evidence that BIM is weaker than FGSM
+    assert all_flags([cell("fgsm", 0.1, 48, n=100), cell("bim", 0.1, 52, n=100)]) == []
