@@ -62,3 +62,15 @@ def test_each_flag_fires_on_its_pattern():
 def test_a_difference_within_sampling_error_does_not_fire():
     # 52% against 48% of 100 images: the intervals overlap, so no evidence that BIM is weaker than FGSM
     assert all_flags([cell("fgsm", 0.1, 48, n=100), cell("bim", 0.1, 52, n=100)]) == []
+
+
+def test_verdict_holds_only_when_the_attacks_that_know_the_model_ran_and_nothing_fired():
+    from bench.reports.robustness import robustness_section
+
+    papers_only = [cell("fgsm", 0.1, 300), cell("pgd", 0.1, 100)]
+    assert "**m**: unverified: pgd_margin, square not run" in robustness_section(papers_only)
+    complete = [*papers_only, cell("pgd_margin", 0.1, 90), cell("square", 0.1, 200)]
+    assert "**m**: holds" in robustness_section(complete)
+    masked = [*complete, cell("bim", 0.1, 420)]
+    text = robustness_section(masked)
+    assert "**m**: does not hold: iterative_vs_single_step" in text and "bim eps=0.1: 0.840" in text

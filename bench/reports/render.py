@@ -12,6 +12,7 @@ from tabulate import tabulate
 from bench.attacks import ATTACKS
 from bench.reports.plots import eps_plots
 from bench.reports.reference import lookup
+from bench.reports.robustness import robustness_section
 from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, timing_rows
 from bench.results import Record, ResultsStore
 from models.spec import KINDS
@@ -39,7 +40,8 @@ def write_dataset_report(
         recs = records_for_table(records, table)
         if recs:
             sections.append(render_table(table, recs, arch))
-    sections += [_views(records), _timing(records), _failures(records), _provenance(records)]
+    sections += [robustness_section(records), _views(records), _timing(records), _failures(records)]
+    sections.append(_provenance(records))
     (out / "README.md").write_text("\n".join(sections) + "\n")
     _write_csv(records, out / "results.csv")
     eps_plots(records, out / "plots")

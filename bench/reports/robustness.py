@@ -1,0 +1,109 @@
+"""The report's "Does the robustness hold?" section: per model and L-inf eps, the papers' attacks, the strongest
+attack the harness ran, the per-example worst case over all of them, the flags, and a verdict line.
+
+The verdict is deliberately conservative: a model's robustness "holds" only if the attacks that know the
+model (margin PGD and the gradient-free Square attack) ran on it and no flag fired; otherwise it is
+"unverified" (and says what is missing) or "does not hold" (and says which flags fired).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from tabulate import tabulate
+
+from bench.flags import Flag, all_flags
+from bench.results import Record
+from bench.worst_case import strongest_single, worst_case_records
+
+ADAPTIVE = ("pgd_margin", "square")  # what must have run before a verdict can say "holds"
+
+
+def _interval(rate: float, low: float, high: float) -> str:
+    return f"{rate:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _attack_label(cell_name: str) -> str:
+    """'mim[eps=0.1]' or 'mim[eps=0.1], transfer from O:SOFTMAX:CE', from a cell's name."""
+    _, setting, attack, where = cell_name.split("/", 3)
+    return f"{attack}, transfer from {where.split('->')[0]}" if setting == "transfer" else attack
+
+
+def verdict(model: str, records: list[Record], flags: list[Flag]) -> str:
+    mine = [f for f in flags if f.model == model]
+    if mine:
+        return f"does not hold: {', '.join(sorted({f.check for f in mine}))} (see the flags below)"
+    ran = {r.attack for r in records if r.model == model and r.status == "ok"}
+    missing = [a for a in ADAPTIVE if a not in ran]
+    if missing:
+        return f"unverified: {', '.join(missing)} not run on this model; no flag fired on what did run"
+    return "holds: the attacks that know the model ran and no flag fired"
+
+
+def robustness_section(records: list[Record]) -> str:
+    ok = [r for r in records if r.status == "ok"]
+    if not ok:
+        return ""
+    worst = worst_case_records(ok)
+    flags = all_flags(ok)
+    by_model: dict[str, list[Record]] = defaultdict(list)
+    for w in worst:
+        by_model[w.model].append(w)
+    models = sorted({r.model for r in ok})
+    rows = []
+    for model in models:
+        for w in sorted(by_model.get(model, []), key=lambda r: r.value):
+            name, alone = strongest_single(w)
+            rows.append(
+                [
+                    model,
+                    f"{w.value:g}",
+                    f"{w.clean_accuracy:.3f}" if w.clean_accuracy is not None else "—",
+                    _attack_label(name),
+                    f"{alone:.3f}",
+                    _interval(w.rate, w.ci_low, w.ci_high),
+                    len(w.config["components"]),
+                    w.n,
+                ]
+            )
+    table = (
+        tabulate(
+            rows,
+            [
+                "model",
+                "eps",
+                "clean",
+                "strongest single attack",
+                "its accuracy",
+                "worst case [95%]",
+                "attacks",
+                "images",
+            ],
+            tablefmt="github",
+            disable_numparse=True,
+        )
+        if rows
+        else "_no eps with two or more untargeted attacks yet_"
+    )
+    verdicts = [f"- **{m}**: {verdict(m, ok, flags)}" for m in models]
+    flag_rows = [[f.model, f.check, f.detail] for f in flags]
+    flag_table = (
+        tabulate(flag_rows, ["model", "flag", "evidence"], tablefmt="github") if flag_rows else "No flag fired."
+    )
+    return "\n".join(
+        [
+            "### Does the robustness hold?",
+            "",
+            "Per model and L-inf eps: the single untargeted attack (white-box or transfer) that left the fewest "
+            "images correct, and the worst case per example over every untargeted attack at that eps (an image "
+            "counts only if every attack failed on it; compared on the images all the cells share). Flags are "
+            "explained in `reports/FLAGS.md`.",
+            "",
+            table,
+            "",
+            *verdicts,
+            "",
+            flag_table,
+            "",
+        ]
+    )
