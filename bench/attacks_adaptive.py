@@ -54,7 +54,7 @@ def _restarts(p: dict[str, Any]) -> float:
 def register() -> None:
     eps = {"eps": _EPS}
     pgd_ranges = {**eps, "eps_step": _EPS, "max_iter": _ITER, "num_random_init": _RESTARTS}
-    pgd_defaults = {"eps_step": 0.01, "max_iter": 100, "num_random_init": 5}
+    pgd_defaults = {"eps_step": 0.01, "max_iter": 100, "num_random_init": 1}  # presets add restarts
     ATTACKS.register(
         "pgd_margin",
         AttackFamily(

@@ -142,12 +142,30 @@ def _budget_text(r: Record) -> str:
     return f"budget {_budget(r):g}"
 
 
+GRADIENT_SHARE_LIMIT = 0.05  # a share of blind images above this (beyond sampling error) fires the flag
+
+
+def blind_gradients(records: list[Record]) -> list[Flag]:
+    """Images where the input gradient of the model's loss is zero, not finite, or below float32's rounding:
+    every loss-gradient attack (FGSM, BIM, MIM, PGD, APGD on the loss) stands still on them, so its accuracy
+    there measures the gradient, not the model. Computed by the ``diagnostics`` cells (bench/diagnostics.py)."""
+    flags = []
+    for r in records:
+        if r.status != "ok" or r.setting != "diagnostics" or r.ci_low is None:
+            continue
+        if r.attack in ("gradient_zero", "gradient_vanishing") and r.ci_low > GRADIENT_SHARE_LIMIT:
+            detail = f"{r.attack}: {r.rate:.1%} of {r.n} images [{r.ci_low:.3f}, {r.ci_high:.3f}]"
+            flags.append(Flag(r.attack, r.model, detail))
+    return flags
+
+
 CHECKS = (
     iterative_weaker_than_single_step,
     whitebox_weaker_than_transfer,
     not_at_chance_at_large_eps,
     gradient_free_stronger,
     budget_sensitive,
+    blind_gradients,
 )
 
 

@@ -29,6 +29,11 @@ def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool) -> str:
         "images per cell: " + ", ".join(f"{a}={n}" for a, n in sorted(samples.items())),
         tabulate(sorted((s, a, n) for (s, a), n in per.items()), headers=["setting", "attack", "cells"]),
     ]
+    if not options.attacks and (not options.settings or "diagnostics" in options.settings):
+        lines.append(
+            f"plus {3 * len(plan.specs)} gradient-health cells on {plan.preset.diagnostic_samples} images "
+            "(one loss gradient per image) and the worst case per model and eps, derived from the others"
+        )
     if estimate:
         lines.append(_estimate(plan, options))
     return "\n".join(lines)
@@ -72,6 +77,9 @@ def write_report(dataset: str, store: ResultsStore, reports_dir: Path, out: Path
         command += " --out " + shlex.quote(str(out))
     if reports_dir != Path("reports"):
         command += " --reports-dir " + shlex.quote(str(reports_dir))
+    from bench.worst_case import store_worst_cases
+
+    store_worst_cases(store, dataset)  # derived cells follow the stored ones, whatever ran since
     return write_dataset_report(dataset, store, ModelStore().list(), reports_dir, command)
 
 

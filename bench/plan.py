@@ -18,7 +18,7 @@ from typing import Any
 import tomllib
 
 from bench.attacks import ATTACKS
-from bench.errors import ConfigError
+from bench.errors import ConfigError, UnknownNameError
 from bench.registry import Registry
 from models.spec import AdversarialTraining, TrainConfig
 
@@ -27,6 +27,7 @@ SETTINGS.register("whitebox_untargeted", "accuracy on white-box untargeted adver
 SETTINGS.register("whitebox_targeted", "success rate of a white-box targeted attack (random target per image)")
 SETTINGS.register("transfer", "accuracy on untargeted examples crafted on another model (black-box)")
 SETTINGS.register("tailored", "success rate of targeted stock CW-L2 against the codeword CW-L2 (saito2019 Table 7)")
+SETTINGS.register("diagnostics", "gradient health of each model: zero, vanishing gradients and saturated outputs")
 TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
 
 PRESETS = Registry[str]("preset")
@@ -58,6 +59,7 @@ class Preset:
     groups: tuple[Group, ...]
     overrides: dict[str, dict[str, Any]]
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for the preset's models
+    diagnostic_samples: int = 500  # images for the gradient-health cells (bench/diagnostics.py)
 
     def train_config(self) -> TrainConfig:
         """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
@@ -96,7 +98,10 @@ def load_preset(name_or_path: str) -> Preset:
             groups=groups,
             overrides={ATTACKS.canonical(k): dict(v) for k, v in data.get("params", {}).items()},
             training=dict(data.get("training", {})),
+            diagnostic_samples=int(data.get("diagnostic_samples", 500)),
         )
+    except UnknownNameError as exc:  # a KeyError too, but its message already names the valid choices
+        raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc
     except KeyError as exc:
         raise ConfigError(f"preset {name_or_path!r} lacks the key {exc}; see bench/presets/paper.toml.") from exc
     for group in preset.groups:

@@ -124,13 +124,16 @@ class ResultsStore:
             db.close()
 
     def put(self, record: Record) -> None:
-        row = asdict(record)
-        row["config"] = json.dumps(row["config"], sort_keys=True)
-        row["versions"] = json.dumps(row["versions"], sort_keys=True)
-        names = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
         with self._connect() as db:
-            db.execute(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})", row)
+            _insert(db, record)
+
+    def replace_derived(self, dataset: str, attack: str, records: list[Record]) -> None:
+        """Swap every stored ``attack`` cell of ``dataset`` for ``records`` in one transaction: derived cells
+        (the worst case) are recomputed from the others, and a stale one must not outlive its inputs."""
+        with self._connect() as db:
+            db.execute("DELETE FROM results WHERE dataset = ? AND attack = ?", (dataset, attack))
+            for record in records:
+                _insert(db, record)
 
     def finished(self) -> set[str]:
         """Hashes of cells that finished without error (errors are retried on the next run)."""
@@ -149,3 +152,12 @@ class ResultsStore:
             data["versions"] = json.loads(data["versions"])
             out.append(Record(**data))
         return out
+
+
+def _insert(db: sqlite3.Connection, record: Record) -> None:
+    row = asdict(record)
+    row["config"] = json.dumps(row["config"], sort_keys=True)
+    row["versions"] = json.dumps(row["versions"], sort_keys=True)
+    names = ", ".join(row)
+    marks = ", ".join(f":{k}" for k in row)
+    db.execute(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})", row)

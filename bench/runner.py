@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench import datasets
+from bench import datasets, diagnostics
 from bench.craft import Crafter, SampleSet, sample_set
 from bench.metrics import perturbation_sizes, wilson_interval
 from bench.passes import Throughput, measure_throughput
@@ -130,7 +130,55 @@ class MatrixRunner:
             else:
                 summary.done += 1
             self.results.put(record)
+        if self._wants_diagnostics():
+            self._run_diagnostics(plan, summary)
         return summary
+
+    def _wants_diagnostics(self) -> bool:
+        o = self.options
+        return not o.attacks and (not o.settings or diagnostics.SETTING in o.settings)
+
+    def _run_diagnostics(self, plan: Plan, summary: RunSummary) -> None:
+        """Gradient health of every model on the preset's diagnostic images (cheap: one gradient each)."""
+        n, finished = plan.preset.diagnostic_samples, self.results.finished()
+        samples = self._sample_set(n)
+        for label, spec in plan.specs.items():
+            seed = self.options.seed if self.options.seed is not None else 0  # as _sample_set draws them
+            hashes = {c: diagnostics.diagnostic_hash(c, spec.key(), n, seed) for c in diagnostics.CHECKS}
+            if all(h in finished for h in hashes.values()):
+                summary.skipped += len(hashes)
+                continue
+            start = time.perf_counter()
+            est = self._estimator(spec)
+            device = self.options.device
+            shares = diagnostics.gradient_health(est, samples.x.to(device), samples.y.to(device))
+            seconds = time.perf_counter() - start
+            for check, flags in shares.items():
+                cell_hash = hashes[check]
+                self.results.put(
+                    Record(
+                        cell_hash=cell_hash,
+                        name=f"{self.options.dataset}/{diagnostics.SETTING}/{check}/{label}",
+                        dataset=self.options.dataset,
+                        model=label,
+                        model_key=spec.key(),
+                        setting=diagnostics.SETTING,
+                        source=None,
+                        attack=check,
+                        param=None,
+                        value=None,
+                        config={"check": check, "n_samples": n, "revision": diagnostics.REVISION, "tables": []},
+                        **diagnostics.share_fields(flags.cpu()),
+                        seconds=seconds,
+                        per_example=np.packbits(flags.cpu().numpy()).tobytes(),
+                        seed=seed,
+                        device=self.options.device,
+                        commit_id=git_commit(),
+                        versions=versions(),
+                        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                    )
+                )
+                summary.done += 1
 
     def _estimator(self, spec: ModelSpec) -> BenchClassifier:
         key = spec.key()

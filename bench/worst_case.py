@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 
 from bench.metrics import wilson_interval
-from bench.results import Record
+from bench.results import Record, ResultsStore
 
 ATTACK = "worst_case"
 UNTARGETED = ("whitebox_untargeted", "transfer")
@@ -88,3 +88,10 @@ def strongest_single(worst: Record) -> tuple[str, float]:
     alone = worst.config["robust_alone"]
     name = min(alone, key=alone.get)
     return name, alone[name] / worst.n
+
+
+def store_worst_cases(store: ResultsStore, dataset: str) -> list[Record]:
+    """Recompute the worst-case cells of ``dataset`` from its stored cells and store them in place of the old."""
+    fresh = worst_case_records(store.records(dataset=dataset))
+    store.replace_derived(dataset, ATTACK, fresh)
+    return fresh

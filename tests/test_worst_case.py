@@ -8,8 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.diagnostics import CHECKS
 from bench.results import Record, ResultsStore
-from bench.worst_case import per_example, strongest_single, worst_case_records
+from bench.worst_case import per_example, store_worst_cases, strongest_single, worst_case_records
 from tests.conftest import tiny_preset
 
 
@@ -63,6 +64,27 @@ def test_worst_case_of_a_real_run(tmp_path):
     result = CliRunner().invoke(main, [*args, "--reports-dir", str(tmp_path / "reports")])
     assert result.exit_code == 0, result.output
     records = ResultsStore(out / "results.sqlite").records()
+    attacks = [r for r in records if r.attack in ("fgsm", "pgd")]
     (worst,) = worst_case_records(records)
-    assert worst.rate <= min(r.rate for r in records)
+    assert worst.rate <= min(r.rate for r in attacks)
     assert worst.n == 10
+    # the run stored it as a cell like any other, and the gradient health of its model beside it
+    (stored,) = [r for r in records if r.attack == "worst_case"]
+    assert (stored.cell_hash, stored.hits, stored.n) == (worst.cell_hash, worst.hits, worst.n)
+    assert {r.attack for r in records if r.setting == "diagnostics"} == set(CHECKS)
+    # the report reads the stored cell: its table has the worst case of this eps
+    readme = (tmp_path / "reports" / "mnist" / "README.md").read_text()
+    assert f"{worst.rate:.3f} [{worst.ci_low:.3f}, {worst.ci_high:.3f}]" in readme
+
+
+def test_a_stale_worst_case_is_replaced_not_kept(tmp_path):
+    store = ResultsStore(tmp_path / "r.sqlite")
+    records = [_record(f"a{i}", [1, 1, 0, 1]) for i in range(2)]
+    for r in records:
+        store.put(r)
+    first = store_worst_cases(store, "d")
+    store.put(_record("a2", [0, 0, 0, 0]))  # a new, stronger attack: a new worst case
+    second = store_worst_cases(store, "d")
+    stored = [r for r in store.records() if r.attack == "worst_case"]
+    assert [r.cell_hash for r in stored] == [second[0].cell_hash] != [first[0].cell_hash]
+    assert stored[0].rate == 0.0

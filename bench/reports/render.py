@@ -94,7 +94,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
 
 
 def _views(records: list[Record]) -> str:
-    attacks = sorted({r.attack for r in records})
+    attacks = sorted({r.attack for r in records if r.attack in ATTACKS})  # not the derived or diagnostic cells
     rows = [[a, ATTACKS.get(a).implementation, ATTACKS.get(a).sees] for a in attacks]
     models = [[k.name, k.scores] for k in (KINDS.get(n) for n in KINDS.names())]
     return "\n".join(

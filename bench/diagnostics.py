@@ -1,0 +1,65 @@
+"""Gradient health per model: where the papers' loss-gradient attacks are blind before they start.
+
+Three shares of the sample images, each stored as a cell (setting ``diagnostics``) with a Wilson interval:
+
+- ``gradient_zero``: the input gradient of the model's own loss is exactly zero, or not finite. FGSM, BIM,
+  MIM and PGD step along its sign, so such an image never moves (the hinge loss is exactly flat wherever
+  the margin exceeds 1).
+- ``gradient_vanishing``: the gradient is not zero but its largest entry is below ``VANISHING`` (1e-8):
+  the loss is flat to float32 precision (a unit-size loss carries about 7 digits), so what is left of
+  the gradient is mostly rounding and its sign is close to noise. Softmax followed by MSE does this when
+  the softmax saturates.
+- ``output_saturated``: the output nonlinearity is in its flat region: the largest softmax probability of
+  the decision scores is at least 1 - 1e-6 (for R:TANH:MSE: the share of tanh outputs beyond
+  1 - 1e-6 in magnitude, averaged per image, counts the image when above half).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+
+from bench.metrics import wilson_interval
+
+SETTING = "diagnostics"
+VANISHING = 1e-8
+SATURATED = 1e-6
+CHECKS = ("gradient_zero", "gradient_vanishing", "output_saturated")
+REVISION = 1  # bump when a definition above changes: stored cells are keyed by it
+
+
+def diagnostic_hash(check: str, model_key: str, n: int, seed: int) -> str:
+    text = json.dumps({"check": check, "model_key": model_key, "n": n, "seed": seed, "revision": REVISION})
+    return "dg-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@torch.no_grad()
+def _saturated(est, x: torch.Tensor) -> torch.Tensor:
+    network = est.network
+    if getattr(network.head, "codebook", None) is not None:
+        outputs = network.raw_outputs(x)
+        return (outputs.abs() >= 1 - SATURATED).float().mean(1) > 0.5
+    return network(x).softmax(1).amax(1) >= 1 - SATURATED
+
+
+def gradient_health(est, x: torch.Tensor, y: torch.Tensor, batch_size: int = 128) -> dict[str, torch.Tensor]:
+    """Per image, one boolean per check in ``CHECKS`` (True = the image has the problem)."""
+    zero, vanishing, saturated = [], [], []
+    for start in range(0, len(x), batch_size):
+        xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+        grad = est.loss_gradient(xb, yb).flatten(1)
+        largest = grad.abs().amax(1)
+        bad = (largest == 0) | ~torch.isfinite(grad).all(1)
+        zero.append(bad)
+        vanishing.append(~bad & (largest < VANISHING))
+        saturated.append(_saturated(est, xb))
+    return dict(zip(CHECKS, (torch.cat(zero), torch.cat(vanishing), torch.cat(saturated)), strict=True))
+
+
+def share_fields(flags: torch.Tensor) -> dict:
+    """rate, interval, n and hits of a boolean per-image vector, as a Record takes them."""
+    hits, n = int(flags.sum()), len(flags)
+    low, high = wilson_interval(hits, n)
+    return {"metric": "share", "rate": hits / n, "ci_low": low, "ci_high": high, "n": n, "hits": hits}

@@ -1,0 +1,116 @@
+"""The flags on models built to defeat them: a cross-entropy model whose logits are scaled by 1e4 (its softmax
+saturates, so the loss gradient is exactly zero wherever it is right), against the same model unscaled.
+
+The saturated model has the same decisions as the plain one; only its loss gradient is gone. The gradient
+health shares, and the flags read from attacks actually run on both, must tell them apart."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bench.attacks import ATTACKS
+from bench.diagnostics import gradient_health, share_fields
+from bench.flags import all_flags
+from bench.results import Record
+from models.estimator import make_estimator
+from models.zoo import obtain
+from tests.conftest import tiny_spec
+from tests.test_flags import cell
+
+SCALE = 1e4
+
+
+@pytest.fixture(scope="module")
+def images(mnist_small):
+    return mnist_small.x[:80], mnist_small.y[:80]
+
+
+@pytest.fixture(scope="module")
+def plain(store):
+    stored = obtain(tiny_spec("O:SOFTMAX:CE"), store, progress=False)
+    return make_estimator(stored.spec, stored.network.eval(), (1, 28, 28), 10)
+
+
+@pytest.fixture(scope="module")
+def saturated(store):
+    """The same network with its last layer scaled: argmax unchanged, softmax saturated in float32."""
+    stored = obtain(tiny_spec("O:SOFTMAX:CE"), store, progress=False)
+    network = copy.deepcopy(stored.network).eval()
+    last = [m for m in network.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.mul_(SCALE)
+        last.bias.mul_(SCALE)
+    return make_estimator(stored.spec, network, (1, 28, 28), 10)
+
+
+def diagnostic_records(est, x, y) -> list[Record]:
+    return [
+        Record(
+            cell_hash=check,
+            name=f"d/diagnostics/{check}/m",
+            dataset="d",
+            model="m",
+            model_key="k",
+            setting="diagnostics",
+            source=None,
+            attack=check,
+            param=None,
+            value=None,
+            config={},
+            **share_fields(flags),
+        )
+        for check, flags in gradient_health(est, x, y, batch_size=32).items()
+    ]
+
+
+def measured(est, attack: str, eps: float, x, y, **params) -> Record:
+    np.random.seed(0)
+    torch.manual_seed(0)
+    family = ATTACKS.get(attack)
+    args = {**family.defaults, **params, "eps": eps}
+    x_adv = family.make(est, args, False, 128).generate(x.numpy(), y=F.one_hot(y, 10).numpy())
+    hits = int((est.predict(x_adv).argmax(1) == y.numpy()).sum())
+    return cell(attack, eps, hits, n=len(y), **params)
+
+
+def test_scaling_the_logits_keeps_every_decision(plain, saturated, images):
+    x, _ = images
+    assert (plain.predict(x.numpy()).argmax(1) == saturated.predict(x.numpy()).argmax(1)).all()
+
+
+def test_gradient_health_tells_the_saturated_model_from_the_plain_one(plain, saturated, images):
+    x, y = images
+    healthy = gradient_health(plain, x, y)
+    blind = gradient_health(saturated, x, y)
+    assert healthy["gradient_zero"].float().mean() < 0.05
+    assert healthy["gradient_vanishing"].float().mean() < 0.05
+    right = saturated.predict(x.numpy()).argmax(1) == y.numpy()
+    # zero exactly where the scaled softmax is one-hot on the true class: every image it gets right
+    assert blind["gradient_zero"].numpy()[right].mean() > 0.9
+    assert blind["output_saturated"].float().mean() > healthy["output_saturated"].float().mean()
+    fired = {f.check for f in all_flags(diagnostic_records(saturated, x, y))}
+    assert "gradient_zero" in fired
+    assert all_flags(diagnostic_records(plain, x, y)) == []
+
+
+def test_the_attack_flags_fire_on_the_saturated_model_and_stay_quiet_on_the_plain_one(plain, saturated, images):
+    """FGSM and PGD on the loss cannot move the saturated model; Square, which only reads its scores, can.
+    At eps 0.5 the loss attacks leave it far above chance. The plain model raises neither flag."""
+    x, y = images
+
+    def evaluation(est):
+        return [
+            measured(est, "fgsm", 0.3, x, y),
+            measured(est, "pgd", 0.3, x, y, eps_step=0.05, max_iter=10),
+            measured(est, "square", 0.3, x, y, max_iter=200),
+            measured(est, "pgd", 0.5, x, y, eps_step=0.1, max_iter=10),
+        ]
+
+    fired = {f.check for f in all_flags(evaluation(saturated))}
+    assert {"gradient_free_vs_gradient", "chance_at_large_eps"} <= fired, fired
+    assert all_flags(evaluation(plain)) == []
