@@ -66,8 +66,15 @@ class Split:
         """The indices that ``subset`` takes, in dataset order."""
         if n_samples <= 0:
             raise ConfigError(f"n_samples={n_samples} is not a positive number of images; expected 1..{len(self)}.")
-        rng = np.random.Generator(np.random.PCG64(seed))
-        return torch.from_numpy(np.sort(rng.permutation(len(self))[: min(n_samples, len(self))]))
+        return torch.from_numpy(draw_indices(len(self), n_samples, seed))
+
+
+def draw_indices(total: int, n_samples: int, seed: int) -> np.ndarray:
+    """The first ``n_samples`` of a seeded permutation of ``range(total)``, sorted. Draws are nested as sets
+    (a smaller draw is part of a larger one with the same seed), but sorting means not as prefixes: align
+    per-image results of two draws by these indices, never by position."""
+    rng = np.random.Generator(np.random.PCG64(seed))
+    return np.sort(rng.permutation(total)[: min(n_samples, total)])
 
 
 @dataclass(frozen=True)

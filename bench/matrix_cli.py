@@ -87,6 +87,8 @@ def _summary_text(summary: RunSummary, report: Path) -> str:
     lines = [
         f"{summary.done} cells run, {summary.skipped} already finished, {len(summary.failed)} failed; report: {report}"
     ]
+    if summary.diagnostics:
+        lines[0] += f" (and {summary.diagnostics} gradient-health cells)"
     for name, error in summary.failed:
         lines.append(f"  FAILED {name}: {error}")
     if summary.failed:

@@ -90,6 +90,7 @@ class RunSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    diagnostics: int = 0  # gradient-health cells written (bench/diagnostics.py), beside the preset's cells
 
 
 class MatrixRunner:
@@ -146,7 +147,6 @@ class MatrixRunner:
             seed = self.options.seed if self.options.seed is not None else 0  # as _sample_set draws them
             hashes = {c: diagnostics.diagnostic_hash(c, spec.key(), n, seed) for c in diagnostics.CHECKS}
             if all(h in finished for h in hashes.values()):
-                summary.skipped += len(hashes)
                 continue
             start = time.perf_counter()
             est = self._estimator(spec)
@@ -178,7 +178,7 @@ class MatrixRunner:
                         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                     )
                 )
-                summary.done += 1
+                summary.diagnostics += 1
 
     def _estimator(self, spec: ModelSpec) -> BenchClassifier:
         key = spec.key()

@@ -3,17 +3,21 @@
 Accuracy under each attack is an upper bound on robust accuracy; the per-example minimum over attacks is a
 tighter one, and it is never above any single attack's (AutoAttack reports this quantity). It is computed
 from stored records alone: each untargeted cell (white-box or transfer) keeps its per-example outcome
-(``per_example``: packed bits, 1 = still classified correctly), and sample sets are nested (a smaller set is
-the start of a larger one), so cells of different sizes are compared on the images they share.
+(``per_example``: packed bits, 1 = still classified correctly, in the order of its images' indices in the
+test split), and sample sets with one seed are nested as sets (``bench.datasets.draw_indices``), so cells of
+different sizes are compared on the images of the smallest, each outcome looked up by its image's index.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
+from collections.abc import Callable
 
 import numpy as np
 
+from bench.datasets import draw_indices, load
 from bench.metrics import wilson_interval
 from bench.results import Record, ResultsStore
 
@@ -28,24 +32,51 @@ def per_example(record: Record) -> np.ndarray:
     return np.unpackbits(np.frombuffer(record.per_example, dtype=np.uint8))[: record.n].astype(bool)
 
 
-def worst_case_records(records: list[Record]) -> list[Record]:
-    """One ``worst_case`` record per (dataset, model, L-inf eps) with at least two untargeted attacks."""
+Indices = Callable[[Record], np.ndarray]  # the test-split indices of a record's images, in its order
+
+
+@functools.cache
+def _test_size(dataset: str) -> int:
+    return len(load(dataset, "test"))
+
+
+def image_indices(record: Record) -> np.ndarray:
+    """The images a cell ran on, as the runner draws them (``sample_set``: n images, the cell's seed)."""
+    return draw_indices(_test_size(record.dataset), record.n, record.seed or 0)
+
+
+def worst_case_records(records: list[Record], indices: Indices = image_indices) -> list[Record]:
+    """One ``worst_case`` record per (dataset, model, L-inf eps, seed) with at least two untargeted attacks."""
     groups: dict[tuple, list[Record]] = defaultdict(list)
     for r in records:
         if r.status == "ok" and r.setting in UNTARGETED and r.param == "eps" and r.attack != ATTACK:
             if r.attack != "square_l2" and r.per_example is not None:  # L-inf radii only
-                groups[(r.dataset, r.model_key, r.value)].append(r)
+                groups[(r.dataset, r.model_key, r.value, r.seed or 0)].append(r)
     out = []
-    for (dataset, model_key, eps), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
+    for (dataset, model_key, eps, _), members in sorted(groups.items(), key=lambda kv: str(kv[0])):
         if len({(m.attack, m.source) for m in members}) < 2:
             continue
-        out.append(_combine(dataset, model_key, eps, members))
+        out.append(_combine(dataset, model_key, eps, members, indices))
     return out
 
 
-def _combine(dataset: str, model_key: str, eps: float, members: list[Record]) -> Record:
+def _on_shared_images(members: list[Record], indices: Indices) -> dict[str, np.ndarray]:
+    """Each member's outcome on the images of the smallest member, looked up by image index."""
+    shared = indices(min(members, key=lambda m: m.n))
+    out = {}
+    for m in members:
+        own = indices(m)
+        at = np.searchsorted(own, shared).clip(max=len(own) - 1)
+        if not np.array_equal(own[at], shared):
+            raise ValueError(f"cell {m.name} did not run on every image of the smallest cell; not comparable.")
+        out[m.name] = per_example(m)[at]
+    return out
+
+
+def _combine(dataset: str, model_key: str, eps: float, members: list[Record], indices: Indices) -> Record:
     n = min(m.n for m in members)
-    robust = np.logical_and.reduce([per_example(m)[:n] for m in members])
+    outcomes = _on_shared_images(members, indices)
+    robust = np.logical_and.reduce(list(outcomes.values()))
     hits = int(robust.sum())
     low, high = wilson_interval(hits, n)
     members = sorted(members, key=lambda m: m.name)
@@ -53,7 +84,7 @@ def _combine(dataset: str, model_key: str, eps: float, members: list[Record]) ->
     digest = hashlib.sha256("|".join(m.cell_hash for m in members).encode()).hexdigest()[:16]
     first = members[0]
     # which attack is the strongest on its own, on the shared images: the report names it
-    alone = {m.name: int(per_example(m)[:n].sum()) for m in members}
+    alone = {name: int(outcome.sum()) for name, outcome in outcomes.items()}
     return Record(
         cell_hash=f"wc-{digest}",
         name=f"{dataset}/worst_case/{ATTACK}[eps={eps:g}]/{first.model}",
@@ -90,8 +121,8 @@ def strongest_single(worst: Record) -> tuple[str, float]:
     return name, alone[name] / worst.n
 
 
-def store_worst_cases(store: ResultsStore, dataset: str) -> list[Record]:
+def store_worst_cases(store: ResultsStore, dataset: str, indices: Indices = image_indices) -> list[Record]:
     """Recompute the worst-case cells of ``dataset`` from its stored cells and store them in place of the old."""
-    fresh = worst_case_records(store.records(dataset=dataset))
+    fresh = worst_case_records(store.records(dataset=dataset), indices)
     store.replace_derived(dataset, ATTACK, fresh)
     return fresh

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.datasets import draw_indices
 from bench.diagnostics import CHECKS
 from bench.results import Record, ResultsStore
 from bench.worst_case import per_example, store_worst_cases, strongest_single, worst_case_records
@@ -35,6 +36,25 @@ def _record(attack: str, bits: list[int], eps: float = 0.1, source: str | None =
     )
 
 
+def PREFIX(record: Record) -> np.ndarray:
+    """Hand-made records: image i of every record is the same image (a smaller one is a prefix)."""
+    return np.arange(record.n)
+
+
+def test_outcomes_are_matched_by_image_not_by_position():
+    """Real draws are nested as sets but sorted, so image k of a 10-image cell is not image k of a 20-image
+    one. One image that both attacks break must count once."""
+    indices = lambda r: draw_indices(50, r.n, seed=3)  # noqa: E731
+    small, large = draw_indices(50, 10, 3), draw_indices(50, 20, 3)
+    assert set(small) <= set(large) and not np.array_equal(small, large[:10])
+    broken = small[4]  # a dataset index in both draws, at different positions
+    a = _record("fgsm", (small != broken).astype(int).tolist())
+    b = _record("pgd", (large != broken).astype(int).tolist())
+    (worst,) = worst_case_records([a, b], indices)
+    assert worst.n == 10 and worst.hits == 9
+    assert per_example(worst).tolist() == (small != broken).tolist()
+
+
 def test_an_image_is_robust_only_if_every_attack_failed_on_it():
     records = [
         _record("fgsm", [1, 1, 1, 0, 1, 1, 1, 1, 1, 0]),
@@ -42,7 +62,7 @@ def test_an_image_is_robust_only_if_every_attack_failed_on_it():
         _record("mim", [1, 1, 0, 1, 1, 1, 1, 1, 1, 1], source="other"),
         _record("pgd", [0] * 10, eps=0.3),  # another eps: alone, so no worst case there
     ]
-    (worst,) = worst_case_records(records)
+    (worst,) = worst_case_records(records, PREFIX)
     assert worst.n == 10 and per_example(worst).tolist() == [1, 0, 0, 0, 1, 1, 1, 1, 1, 0]
     assert worst.rate == 0.6 and worst.value == 0.1 and worst.model == "m"
     assert strongest_single(worst) == ("d/x/fgsm[eps=0.1]/m", 0.8)  # tie with pgd on the first 10: first by name
@@ -52,7 +72,7 @@ def test_an_image_is_robust_only_if_every_attack_failed_on_it():
 def test_never_above_any_single_attack(seed):
     rng = np.random.default_rng(seed)
     records = [_record(f"a{i}", rng.integers(0, 2, size=int(rng.integers(5, 40))).tolist()) for i in range(4)]
-    (worst,) = worst_case_records(records)
+    (worst,) = worst_case_records(records, PREFIX)
     for r in records:
         assert worst.rate <= per_example(r)[: worst.n].mean()
 
@@ -82,9 +102,9 @@ def test_a_stale_worst_case_is_replaced_not_kept(tmp_path):
     records = [_record(f"a{i}", [1, 1, 0, 1]) for i in range(2)]
     for r in records:
         store.put(r)
-    first = store_worst_cases(store, "d")
+    first = store_worst_cases(store, "d", PREFIX)
     store.put(_record("a2", [0, 0, 0, 0]))  # a new, stronger attack: a new worst case
-    second = store_worst_cases(store, "d")
+    second = store_worst_cases(store, "d", PREFIX)
     stored = [r for r in store.records() if r.attack == "worst_case"]
     assert [r.cell_hash for r in stored] == [second[0].cell_hash] != [first[0].cell_hash]
     assert stored[0].rate == 0.0

@@ -14,7 +14,7 @@ from tabulate import tabulate
 
 from bench.flags import Flag, all_flags
 from bench.results import Record
-from bench.worst_case import ATTACK, strongest_single, worst_case_records
+from bench.worst_case import ATTACK, strongest_single
 
 ADAPTIVE = ("pgd_margin", "square")  # what must have run before a verdict can say "holds"
 
@@ -65,7 +65,7 @@ def robustness_section(records: list[Record]) -> str:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return ""
-    worst = [r for r in ok if r.attack == ATTACK] or worst_case_records(ok)
+    worst = [r for r in ok if r.attack == ATTACK]  # stored by store_worst_cases before every report
     flags = all_flags(ok)
     by_name = {r.name: r for r in ok}
     by_model: dict[str, list[Record]] = defaultdict(list)
