@@ -142,6 +142,29 @@ def _budget_text(r: Record) -> str:
     return f"budget {_budget(r):g}"
 
 
+PAPERS = ("fgsm", "bim", "mim", "pgd")  # the papers' L-inf attacks, all on the model's loss
+KNOWS_THE_MODEL = ("pgd_margin", "pgd_margin_pretanh", "apgd", "autoattack")  # gradient attacks of the harness
+
+
+def papers_attacks_overstate(records: list[Record]) -> list[Flag]:
+    """An attack that knows the model (the decision margin, APGD's schedule) leaves fewer images correct than
+    every one of the papers' attacks at the same eps: the robustness the papers' tables show is the attack's
+    weakness, not the model's strength (Tramer et al. 2020)."""
+    flags = []
+    for model, recs in _untargeted(records).items():
+        white = [r for r in recs if r.setting == "whitebox_untargeted"]
+        for eps in sorted({r.value for r in white}):
+            papers = [r for r in white if r.attack in PAPERS and r.value == eps]
+            knowing = [r for r in white if r.attack in KNOWS_THE_MODEL and r.value == eps]
+            if papers and knowing:
+                best_paper, best_known = min(papers, key=lambda r: r.rate), min(knowing, key=lambda r: r.rate)
+                if _above(best_paper, best_known):
+                    flags.append(
+                        Flag("papers_attacks_overstate", model, f"{_fmt(best_known)} below {_fmt(best_paper)}")
+                    )
+    return flags
+
+
 GRADIENT_SHARE_LIMIT = 0.05  # a share of blind images above this (beyond sampling error) fires the flag
 
 
@@ -165,6 +188,7 @@ CHECKS = (
     not_at_chance_at_large_eps,
     gradient_free_stronger,
     budget_sensitive,
+    papers_attacks_overstate,
     blind_gradients,
 )
 

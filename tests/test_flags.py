@@ -53,6 +53,7 @@ def test_each_flag_fires_on_its_pattern():
         "chance_at_large_eps": [cell("pgd", 0.5, 480), cell("fgsm", 1.0, 470)],
         "gradient_free_vs_gradient": [cell("pgd", 0.3, 450), cell("fgsm", 0.3, 460), cell("square", 0.3, 20)],
         "budget_sensitivity": [cell("pgd_margin", 0.1, 300, max_iter=20), cell("pgd_margin", 0.1, 100, max_iter=200)],
+        "papers_attacks_overstate": [cell("mim", 0.2, 250), cell("pgd", 0.2, 260), cell("pgd_margin", 0.2, 3)],
     }
     for check, records in cases.items():
         fired = {f.check for f in all_flags(records)}

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from tabulate import tabulate
 
-from bench.flags import Flag, all_flags
+from bench.flags import KNOWS_THE_MODEL, PAPERS, Flag, all_flags
 from bench.results import Record
 from bench.worst_case import ATTACK, strongest_single
 
@@ -40,8 +40,7 @@ def verdict(model: str, records: list[Record], flags: list[Flag]) -> str:
     return "holds: the attacks that know the model ran and no flag fired; quote the worst case"
 
 
-PAPERS = ("fgsm", "bim", "mim", "pgd")  # the papers' L-inf attacks (white-box or transfer)
-HARNESS = ("pgd_margin", "pgd_margin_pretanh", "apgd", "square", "autoattack")  # the attacks that know the model
+HARNESS = (*KNOWS_THE_MODEL, "square")  # the attacks that know the model, and the one that needs no gradient
 
 
 def _strongest(members: list[Record], attacks: tuple[str, ...]) -> str:
