@@ -45,6 +45,7 @@ class Group:
     params: dict[str, Any] = field(default_factory=dict)
     models: tuple[str, ...] | None = None
     transfer_matrix: bool = False  # transfer between every pair of the group's models (vu2018 Table III)
+    variant: str = ""  # told apart in cell names from another group of the same attack and sweep ("restarts=4")
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def _group(g: dict[str, Any]) -> Group:
         params=dict(g.get("params", {})),
         models=tuple(g["models"]) if "models" in g else None,
         transfer_matrix=bool(g.get("transfer_matrix", False)),
+        variant=str(g.get("variant", "")),
     )
 
 
@@ -151,6 +153,7 @@ class Cell:
     source: str | None = None  # transfer: the model the examples are crafted on
     source_key: str | None = None
     tables: tuple[str, ...] = field(default=(), compare=False)
+    variant: str = field(default="", compare=False)  # in the name only: the hash is the configuration's
 
     @property
     def targeted(self) -> bool:
@@ -202,7 +205,7 @@ class Cell:
 
     @property
     def name(self) -> str:
-        value = f"{self.value:g}"
+        value = f"{self.value:g}" + (f", {self.variant}" if self.variant else "")
         where = f"{self.source}->{self.model}" if self.source else self.model
         return f"{self.dataset}/{self.setting}/{self.attack}[{self.param}={value}]/{where}"
 
@@ -252,11 +255,25 @@ def expand(
                     source=source,
                     source_key=model_keys[source] if source else None,
                     tables=group.tables,
+                    variant=group.variant,
                 )
                 if cell.hash in cells:  # the same cell asked by two tables: keep one, note both
                     cell = replace(cell, tables=cells[cell.hash].tables + cell.tables)
                 cells[cell.hash] = cell
+    _check_unique_names(cells.values())
     return list(cells.values())
+
+
+def _check_unique_names(cells) -> None:
+    """Reports, the gate and the worst case look cells up by name: two configurations may not share one."""
+    seen: dict[str, Cell] = {}
+    for cell in cells:
+        other = seen.setdefault(cell.name, cell)
+        if other is not cell:
+            raise ConfigError(
+                f"two cells of the preset are both named {cell.name!r} (params {dict(other.params)} and "
+                f'{dict(cell.params)}); give one of their groups a variant, e.g. variant = "restarts=4".'
+            )
 
 
 def _pairs(setting, wanted, model_keys, transfer_source, transfer_matrix, group):

@@ -109,6 +109,9 @@ class MatrixRunner:
 
     def run(self, plan: Plan) -> RunSummary:
         summary = RunSummary()
+        renamed = self.results.rename({c.hash: c.name for c in plan.cells})  # names follow the code
+        if renamed:
+            log.info("%d stored cells renamed to their current names", renamed)
         finished = self.results.finished()
         todo = [c for c in plan.cells if c.hash not in finished]
         summary.skipped = len(plan.cells) - len(todo)

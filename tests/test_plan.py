@@ -146,3 +146,25 @@ def test_a_bad_training_table_is_refused_with_the_fields_expected(tmp_path):
     )
     with pytest.raises(ConfigError, match="epochz.*expected TrainConfig fields"):
         load_preset(str(path)).train_config()
+
+
+def test_two_groups_that_would_share_cell_names_are_refused_unless_one_has_a_variant(tmp_path):
+    group = '[[group]]\ntables = []\nsetting = "whitebox_untargeted"\nattack = "pgd_margin"\n'
+    head = 'name = "t"\nmodels = ["O:SOFTMAX:CE"]\n[samples]\npgd_margin = 10\n'
+    twice = (
+        head
+        + group
+        + "sweep = { eps = [0.1] }\n"
+        + group
+        + "params = { num_random_init = 4 }\nsweep = { eps = [0.1] }\n"
+    )
+    path = tmp_path / "t.toml"
+    path.write_text(twice)
+    with pytest.raises(ConfigError, match="both named .*variant"):
+        expand(load_preset(str(path)), "mnist", {"O:SOFTMAX:CE": "k"})
+    path.write_text(twice.replace("params = {", 'variant = "restarts=4"\nparams = {'))
+    names = sorted(c.name for c in expand(load_preset(str(path)), "mnist", {"O:SOFTMAX:CE": "k"}))
+    assert names == [
+        "mnist/whitebox_untargeted/pgd_margin[eps=0.1, restarts=4]/O:SOFTMAX:CE",
+        "mnist/whitebox_untargeted/pgd_margin[eps=0.1]/O:SOFTMAX:CE",
+    ]

@@ -43,8 +43,23 @@ def rates(records, setting, attack, eps_values, model=CE):
 
 def test_every_cell_finished(quick_run):
     _, records, stdout = quick_run
-    assert len(records) == 266 and all(r.status == "ok" for r in records.values()), stdout
+    cells = [r for r in records.values() if r.setting != "diagnostics" and r.attack != "worst_case"]
+    assert len(cells) == 319 and all(r.status == "ok" for r in records.values()), stdout
+    assert sum(r.setting == "diagnostics" for r in records.values()) == 3 * 5  # three shares per model
     assert stdout is None or "0 failed" in stdout
+
+
+def test_the_worst_case_is_never_above_an_attack_it_combines_and_has_a_verdict_per_model(quick_run):
+    root, records, _ = quick_run
+    worst = [r for r in records.values() if r.attack == "worst_case"]
+    assert len(worst) >= 5 * 3  # every model at eps 0.1, 0.2, 0.3 at least
+    for w in worst:
+        for name in w.config["components"]:
+            assert w.hits <= records[name].hits, (w.name, name)
+    report = (root / "reports" / "mnist" / "README.md").read_text()
+    section = report.split("### Does the robustness hold?")[1].split("###")[0]
+    models = {r.model for r in records.values()}
+    assert all(f"- **{m}**: " in section for m in models), section
 
 
 def test_pgd_at_eps_0_3_breaks_the_cross_entropy_model(quick_run):
