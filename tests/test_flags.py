@@ -75,3 +75,16 @@ def test_verdict_holds_only_when_the_attacks_that_know_the_model_ran_and_nothing
     masked = [*complete, cell("bim", 0.1, 420)]
     text = robustness_section(masked)
     assert "**m**: does not hold: iterative_vs_single_step" in text and "bim eps=0.1: 0.840" in text
+
+
+def test_a_blind_gradient_warns_but_the_verdict_follows_the_attacks_that_know_the_model():
+    from bench.reports.robustness import robustness_section
+
+    blind = cell("gradient_vanishing", 0.0, 300, setting="diagnostics")
+    blind.param, blind.value, blind.metric = None, None, "share"
+    agreeing = [cell("fgsm", 0.1, 300), cell("pgd", 0.1, 100), cell("pgd_margin", 0.1, 98), cell("square", 0.1, 200)]
+    text = robustness_section([*agreeing, blind])
+    assert "**m**: holds at the worst case" in text and "(gradient_vanishing)" in text
+    overstated = [*agreeing, cell("pgd_margin", 0.2, 0), cell("mim", 0.2, 250), blind]
+    text = robustness_section(overstated)
+    assert "**m**: does not hold: papers_attacks_overstate, gradient_vanishing" in text

@@ -29,14 +29,28 @@ def _attack_label(cell_name: str) -> str:
     return f"{attack}, transfer from {where.split('->')[0]}" if setting == "transfer" else attack
 
 
+BLIND_GRADIENT = ("gradient_zero", "gradient_vanishing")  # say why loss attacks may fail; not evidence alone
+
+
 def verdict(model: str, records: list[Record], flags: list[Flag]) -> str:
+    """'does not hold' when results contradict each other; a blind gradient alone only warns, because the
+    attacks that know the model do not use that gradient: if they ran and agree, the numbers hold."""
     mine = [f for f in flags if f.model == model]
-    if mine:
-        return f"does not hold: {', '.join(sorted({f.check for f in mine}))} (see the flags below)"
+    evidence = sorted({f.check for f in mine if f.check not in BLIND_GRADIENT})
+    blind = sorted({f.check for f in mine if f.check in BLIND_GRADIENT})
+    if evidence:
+        return f"does not hold: {', '.join(evidence + blind)} (see the flags below)"
     ran = {r.attack for r in records if r.model == model and r.status == "ok"}
     missing = [a for a in ADAPTIVE if a not in ran]
+    warning = (
+        f"; the loss attacks are blind on part of the images ({', '.join(blind)}): quote the worst case"
+        if blind
+        else ""
+    )
     if missing:
-        return f"unverified: {', '.join(missing)} not run on this model; no flag fired on what did run"
+        return f"unverified: {', '.join(missing)} not run on this model; no flag fired on what did run{warning}"
+    if blind:
+        return "holds at the worst case: the attacks that know the model ran and agree with the others" + warning
     return "holds: the attacks that know the model ran and no flag fired; quote the worst case"
 
 
