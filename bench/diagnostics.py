@@ -27,7 +27,13 @@ SETTING = "diagnostics"
 VANISHING = 1e-8
 SATURATED = 1e-6
 CHECKS = ("gradient_zero", "gradient_vanishing", "output_saturated")
+BLIND = CHECKS[:2]  # the checks that blind loss-gradient attacks (flags fire on them; saturation is context)
 REVISION = 1  # bump when a definition above changes: stored cells are keyed by it
+
+
+def wanted(attacks: tuple[str, ...] | None, settings: tuple[str, ...] | None) -> bool:
+    """A run computes gradient health unless it was narrowed to some attacks, or to settings without it."""
+    return not attacks and (not settings or SETTING in settings)
 
 
 def diagnostic_hash(check: str, model_key: str, n: int, seed: int) -> str:

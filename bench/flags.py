@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from bench import diagnostics
+from bench.metrics import interval_text
 from bench.results import Record
 
 SINGLE_STEP = ("fgsm",)
@@ -33,7 +35,7 @@ def _above(a: Record, b: Record) -> bool:
 
 
 def _fmt(r: Record) -> str:
-    return f"{r.attack} eps={r.value:g}: {r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] (n={r.n})"
+    return f"{r.attack} eps={r.value:g}: {interval_text(r)} (n={r.n})"
 
 
 def _untargeted(records: list[Record]) -> dict[str, list[Record]]:
@@ -174,9 +176,9 @@ def blind_gradients(records: list[Record]) -> list[Flag]:
     there measures the gradient, not the model. Computed by the ``diagnostics`` cells (bench/diagnostics.py)."""
     flags = []
     for r in records:
-        if r.status != "ok" or r.setting != "diagnostics" or r.ci_low is None:
+        if r.status != "ok" or r.setting != diagnostics.SETTING or r.ci_low is None:
             continue
-        if r.attack in ("gradient_zero", "gradient_vanishing") and r.ci_low > GRADIENT_SHARE_LIMIT:
+        if r.attack in diagnostics.BLIND and r.ci_low > GRADIENT_SHARE_LIMIT:
             detail = f"{r.attack}: {r.rate:.1%} of {r.n} images [{r.ci_low:.3f}, {r.ci_high:.3f}]"
             flags.append(Flag(r.attack, r.model, detail))
     return flags

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from bench import diagnostics
 from bench.attacks import ATTACKS
 from bench.paths import bench_home
 from bench.results import ResultsStore
@@ -29,9 +30,10 @@ def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool) -> str:
         "images per cell: " + ", ".join(f"{a}={n}" for a, n in sorted(samples.items())),
         tabulate(sorted((s, a, n) for (s, a), n in per.items()), headers=["setting", "attack", "cells"]),
     ]
-    if not options.attacks and (not options.settings or "diagnostics" in options.settings):
+    if diagnostics.wanted(options.attacks, options.settings):
+        n_cells = len(diagnostics.CHECKS) * len(plan.specs)
         lines.append(
-            f"plus {3 * len(plan.specs)} gradient-health cells on {plan.preset.diagnostic_samples} images "
+            f"plus {n_cells} gradient-health cells on {plan.preset.diagnostic_samples} images "
             "(one loss gradient per image) and the worst case per model and eps, derived from the others"
         )
     if estimate:

@@ -10,6 +10,11 @@ import torch
 Z95 = 1.959963984540054
 
 
+def interval_text(record) -> str:
+    """'rate [low, high]' of anything with ``rate``, ``ci_low`` and ``ci_high`` (a Record), as reports print it."""
+    return f"{record.rate:.3f} [{record.ci_low:.3f}, {record.ci_high:.3f}]"
+
+
 def wilson_interval(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval for a binomial proportion (95% by default); (0, 1) when n is 0."""
     if n == 0:

@@ -17,6 +17,7 @@ from typing import Any
 
 import tomllib
 
+from bench import diagnostics
 from bench.attacks import ATTACKS
 from bench.errors import ConfigError, UnknownNameError
 from bench.registry import Registry
@@ -27,7 +28,7 @@ SETTINGS.register("whitebox_untargeted", "accuracy on white-box untargeted adver
 SETTINGS.register("whitebox_targeted", "success rate of a white-box targeted attack (random target per image)")
 SETTINGS.register("transfer", "accuracy on untargeted examples crafted on another model (black-box)")
 SETTINGS.register("tailored", "success rate of targeted stock CW-L2 against the codeword CW-L2 (saito2019 Table 7)")
-SETTINGS.register("diagnostics", "gradient health of each model: zero, vanishing gradients and saturated outputs")
+SETTINGS.register(diagnostics.SETTING, "gradient health of each model: zero, vanishing gradients and saturated outputs")
 TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
 
 PRESETS = Registry[str]("preset")
@@ -99,7 +100,7 @@ def load_preset(name_or_path: str) -> Preset:
             groups=groups,
             overrides={ATTACKS.canonical(k): dict(v) for k, v in data.get("params", {}).items()},
             training=dict(data.get("training", {})),
-            diagnostic_samples=int(data.get("diagnostic_samples", 500)),
+            diagnostic_samples=int(data.get("diagnostic_samples", Preset.diagnostic_samples)),
         )
     except UnknownNameError as exc:  # a KeyError too, but its message already names the valid choices
         raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc

@@ -137,14 +137,9 @@ class ResultsStore:
 
     def rename(self, names: dict[str, str]) -> int:
         """Give stored cells (hash -> name) the names the code gives them now; returns how many changed."""
+        sql = "UPDATE results SET name = ? WHERE cell_hash = ? AND name != ?"
         with self._connect() as db:
-            changed = 0
-            for cell_hash, name in names.items():
-                cur = db.execute(
-                    "UPDATE results SET name = ? WHERE cell_hash = ? AND name != ?", (name, cell_hash, name)
-                )
-                changed += cur.rowcount
-            return changed
+            return db.executemany(sql, [(name, h, name) for h, name in names.items()]).rowcount
 
     def finished(self) -> set[str]:
         """Hashes of cells that finished without error (errors are retried on the next run)."""

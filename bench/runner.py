@@ -103,8 +103,8 @@ class MatrixRunner:
         self.crafter = Crafter(out_dir / "adversarial", options.batch_size)
         self._estimators: dict[str, BenchClassifier] = {}
         self._throughput: dict[tuple[str, int], Throughput] = {}
-        self._samples: dict[int, SampleSet] = {}
-        self._clean: dict[tuple[str, int], torch.Tensor] = {}
+        self._samples: dict[tuple[int, int], SampleSet] = {}
+        self._clean: dict[tuple[str, int, int], torch.Tensor] = {}
         self._test: datasets.Split | None = None
 
     def run(self, plan: Plan) -> RunSummary:
@@ -134,33 +134,27 @@ class MatrixRunner:
             else:
                 summary.done += 1
             self.results.put(record)
-        if self._wants_diagnostics():
+        if diagnostics.wanted(self.options.attacks, self.options.settings):
             self._run_diagnostics(plan, summary)
         return summary
 
-    def _wants_diagnostics(self) -> bool:
-        o = self.options
-        return not o.attacks and (not o.settings or diagnostics.SETTING in o.settings)
-
     def _run_diagnostics(self, plan: Plan, summary: RunSummary) -> None:
         """Gradient health of every model on the preset's diagnostic images (cheap: one gradient each)."""
-        n, finished = plan.preset.diagnostic_samples, self.results.finished()
-        samples = self._sample_set(n)
+        n, finished, device = plan.preset.diagnostic_samples, self.results.finished(), self.options.device
+        seed = plan.preset.seed if self.options.seed is None else self.options.seed  # as expand() seeds cells
+        samples = self._sample_set(n, seed)
         for label, spec in plan.specs.items():
-            seed = self.options.seed if self.options.seed is not None else 0  # as _sample_set draws them
             hashes = {c: diagnostics.diagnostic_hash(c, spec.key(), n, seed) for c in diagnostics.CHECKS}
             if all(h in finished for h in hashes.values()):
                 continue
             start = time.perf_counter()
-            est = self._estimator(spec)
-            device = self.options.device
-            shares = diagnostics.gradient_health(est, samples.x.to(device), samples.y.to(device))
+            shares = diagnostics.gradient_health(self._estimator(spec), samples.x.to(device), samples.y.to(device))
             seconds = time.perf_counter() - start
             for check, flags in shares.items():
-                cell_hash = hashes[check]
+                flags = flags.cpu()
                 self.results.put(
                     Record(
-                        cell_hash=cell_hash,
+                        cell_hash=hashes[check],
                         name=f"{self.options.dataset}/{diagnostics.SETTING}/{check}/{label}",
                         dataset=self.options.dataset,
                         model=label,
@@ -171,14 +165,11 @@ class MatrixRunner:
                         param=None,
                         value=None,
                         config={"check": check, "n_samples": n, "revision": diagnostics.REVISION, "tables": []},
-                        **diagnostics.share_fields(flags.cpu()),
+                        **diagnostics.share_fields(flags),
                         seconds=seconds,
-                        per_example=np.packbits(flags.cpu().numpy()).tobytes(),
+                        per_example=np.packbits(flags.numpy()).tobytes(),
                         seed=seed,
-                        device=self.options.device,
-                        commit_id=git_commit(),
-                        versions=versions(),
-                        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        **self._provenance(),
                     )
                 )
                 summary.diagnostics += 1
@@ -206,24 +197,25 @@ class MatrixRunner:
         batch = min(self.options.batch_size, n_samples)
         key = (spec.key(), batch)
         if key not in self._throughput:
-            probe = self._sample_set(batch).x.to(self.options.device)
+            probe = self._sample_set(batch, 0).x.to(self.options.device)  # any images: only the time counts
             self._throughput[key] = measure_throughput(self._estimator(spec).network, probe)
         return self._throughput[key]
 
-    def _sample_set(self, n: int) -> SampleSet:
+    def _sample_set(self, n: int, seed: int) -> SampleSet:
+        """n test images drawn by ``seed``: the cell's seed, which the stored record keeps, so the worst case
+        can find each record's images again (bench.worst_case.image_indices)."""
         if self._test is None:
             self._test = datasets.load(self.options.dataset, "test", self.options.data_dir)
-        seed = self.options.seed if self.options.seed is not None else 0
-        if n not in self._samples:
-            self._samples[n] = sample_set(self._test, n, seed)
-        return self._samples[n]
+        if (n, seed) not in self._samples:
+            self._samples[(n, seed)] = sample_set(self._test, n, seed)
+        return self._samples[(n, seed)]
 
     def _scores(self, est: BenchClassifier, x: torch.Tensor) -> torch.Tensor:
         return predict_scores(est.network, x, device=self.options.device)
 
     def _run_cell(self, cell: Cell, plan: Plan) -> Record:
         start = time.perf_counter()
-        samples = self._sample_set(cell.n_samples)
+        samples = self._sample_set(cell.n_samples, cell.seed)
         source = self._estimator(plan.specs[cell.craft_model])
         crafted = self.crafter.craft(cell, source, samples)
         target = self._estimator(plan.specs[cell.model])
@@ -231,7 +223,7 @@ class MatrixRunner:
         wanted = samples.targets if cell.targeted else samples.y
         hit = predicted == wanted  # targeted: the attack succeeded; untargeted: the model is still right
         worked = hit if cell.targeted else ~hit
-        clean_key = (cell.model_key, cell.n_samples)
+        clean_key = (cell.model_key, cell.n_samples, cell.seed)
         if clean_key not in self._clean:
             self._clean[clean_key] = self._scores(target, samples.x).argmax(1) == samples.y
         hits, n = int(hit.sum()), len(hit)
@@ -277,6 +269,11 @@ class MatrixRunner:
             "value": cell.value,
             "config": {**cell.config(), "tables": list(cell.tables)},
             "seed": cell.seed,
+            **self._provenance(),
+        }
+
+    def _provenance(self) -> dict:
+        return {
             "device": self.options.device,
             "commit_id": git_commit(),
             "versions": versions(),

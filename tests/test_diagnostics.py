@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from bench.attacks import ATTACKS
-from bench.diagnostics import gradient_health, share_fields
+from bench.diagnostics import gradient_health
 from bench.flags import all_flags
 from bench.results import Record
 from models.estimator import make_estimator
 from models.zoo import obtain
 from tests.conftest import tiny_spec
-from tests.test_flags import cell
+from tests.test_flags import cell, diagnostic
 
 SCALE = 1e4
 
@@ -49,23 +49,8 @@ def saturated(store):
 
 
 def diagnostic_records(est, x, y) -> list[Record]:
-    return [
-        Record(
-            cell_hash=check,
-            name=f"d/diagnostics/{check}/m",
-            dataset="d",
-            model="m",
-            model_key="k",
-            setting="diagnostics",
-            source=None,
-            attack=check,
-            param=None,
-            value=None,
-            config={},
-            **share_fields(flags),
-        )
-        for check, flags in gradient_health(est, x, y, batch_size=32).items()
-    ]
+    health = gradient_health(est, x, y, batch_size=32)
+    return [diagnostic(check, int(flags.sum()), len(flags)) for check, flags in health.items()]
 
 
 def crafted(est, attack: str, eps: float, x, y, **params) -> np.ndarray:

@@ -3,6 +3,8 @@ and stays quiet on a consistent set of results."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from bench.flags import all_flags
 from bench.metrics import wilson_interval
 from bench.results import Record
@@ -30,6 +32,11 @@ def cell(attack: str, eps: float, hits: int, n: int = 500, setting: str = "white
         n=n,
         hits=hits,
     )
+
+
+def diagnostic(check: str, hits: int, n: int = 500) -> Record:
+    """A gradient-health cell (bench/diagnostics.py): ``hits`` of ``n`` images have the problem."""
+    return dataclasses.replace(cell(check, 0.0, hits, n, setting="diagnostics"), param=None, value=None, metric="share")
 
 
 CONSISTENT = [
@@ -80,8 +87,7 @@ def test_verdict_holds_only_when_the_attacks_that_know_the_model_ran_and_nothing
 def test_a_blind_gradient_warns_but_the_verdict_follows_the_attacks_that_know_the_model():
     from bench.reports.robustness import robustness_section
 
-    blind = cell("gradient_vanishing", 0.0, 300, setting="diagnostics")
-    blind.param, blind.value, blind.metric = None, None, "share"
+    blind = diagnostic("gradient_vanishing", 300)
     agreeing = [cell("fgsm", 0.1, 300), cell("pgd", 0.1, 100), cell("pgd_margin", 0.1, 98), cell("square", 0.1, 200)]
     text = robustness_section([*agreeing, blind])
     assert "**m**: holds at the worst case" in text and "(gradient_vanishing)" in text

@@ -2,8 +2,9 @@
 attack the harness ran, the per-example worst case over all of them, the flags, and a verdict line.
 
 The verdict is deliberately conservative: a model's robustness "holds" only if the attacks that know the
-model (margin PGD and the gradient-free Square attack) ran on it and no flag fired; otherwise it is
-"unverified" (and says what is missing) or "does not hold" (and says which flags fired).
+model (margin PGD and the gradient-free Square attack) ran on it and no flag that compares results fired;
+otherwise it is "unverified" (and says what is missing) or "does not hold" (and says which flags fired).
+A blind loss gradient (``diagnostics.BLIND``) alone only adds a warning: those attacks do not use it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,13 @@ from collections import defaultdict
 
 from tabulate import tabulate
 
+from bench import diagnostics
 from bench.flags import KNOWS_THE_MODEL, PAPERS, Flag, all_flags
+from bench.metrics import interval_text
 from bench.results import Record
 from bench.worst_case import ATTACK, strongest_single
 
 ADAPTIVE = ("pgd_margin", "square")  # what must have run before a verdict can say "holds"
-
-
-def _interval(rate: float, low: float, high: float) -> str:
-    return f"{rate:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def _attack_label(cell_name: str) -> str:
@@ -29,15 +28,12 @@ def _attack_label(cell_name: str) -> str:
     return f"{attack}, transfer from {where.split('->')[0]}" if setting == "transfer" else attack
 
 
-BLIND_GRADIENT = ("gradient_zero", "gradient_vanishing")  # say why loss attacks may fail; not evidence alone
-
-
 def verdict(model: str, records: list[Record], flags: list[Flag]) -> str:
     """'does not hold' when results contradict each other; a blind gradient alone only warns, because the
     attacks that know the model do not use that gradient: if they ran and agree, the numbers hold."""
     mine = [f for f in flags if f.model == model]
-    evidence = sorted({f.check for f in mine if f.check not in BLIND_GRADIENT})
-    blind = sorted({f.check for f in mine if f.check in BLIND_GRADIENT})
+    evidence = sorted({f.check for f in mine if f.check not in diagnostics.BLIND})
+    blind = sorted({f.check for f in mine if f.check in diagnostics.BLIND})
     if evidence:
         return f"does not hold: {', '.join(evidence + blind)} (see the flags below)"
     ran = {r.attack for r in records if r.model == model and r.status == "ok"}
@@ -63,11 +59,13 @@ def _strongest(members: list[Record], attacks: tuple[str, ...]) -> str:
     if not mine:
         return "—"
     best = min(mine, key=lambda r: r.rate)
-    return f"{_attack_label(best.name)}: {_interval(best.rate, best.ci_low, best.ci_high)} (n={best.n})"
+    return f"{_attack_label(best.name)}: {interval_text(best)} (n={best.n})"
 
 
 def _gradient_line(model: str, records: list[Record]) -> str:
-    shares = {r.attack: r for r in records if r.setting == "diagnostics" and r.model == model and r.status == "ok"}
+    shares = {
+        r.attack: r for r in records if r.setting == diagnostics.SETTING and r.model == model and r.status == "ok"
+    }
     if not shares:
         return ""
     parts = [f"{check.replace('_', ' ')} {r.rate:.1%}" for check, r in sorted(shares.items())]
@@ -98,7 +96,7 @@ def robustness_section(records: list[Record]) -> str:
                     _strongest(members, PAPERS),
                     _strongest(members, HARNESS),
                     f"{_attack_label(name)}: {alone:.3f}",
-                    _interval(w.rate, w.ci_low, w.ci_high),
+                    interval_text(w),
                     len(w.config["components"]),
                     w.n,
                 ]

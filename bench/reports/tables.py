@@ -13,6 +13,7 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.attacks import ATTACKS
+from bench.metrics import interval_text
 from bench.reports.reference import lookup
 from bench.results import Record
 
@@ -38,7 +39,7 @@ def fmt_cell(record: Record | None, paper: float | None) -> str:
         return "not run"
     if record.status != "ok":
         return "error (see Failures)"
-    measured = f"{record.rate:.3f} [{record.ci_low:.3f}, {record.ci_high:.3f}]"
+    measured = interval_text(record)
     if paper is None:
         return f"{measured} (paper —)"
     return f"{measured} (paper {paper:.3f}, Δ {record.rate - paper:+.3f})"
