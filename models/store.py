@@ -49,6 +49,10 @@ class ModelStore:
     def path(self, spec: ModelSpec) -> Path:
         return self.root / spec.key()
 
+    def checkpoint_dir(self, spec: ModelSpec) -> Path:
+        """Where a training in progress keeps the state it resumes from (dot-named: never listed as a model)."""
+        return self.root / f".training-{spec.key()}"
+
     def has(self, spec: ModelSpec) -> bool:
         return (self.path(spec) / META).is_file()
 
@@ -66,6 +70,7 @@ class ModelStore:
             "n_test": trained.n_test,
             "train_seconds": trained.train_seconds,
             "history": trained.history,
+            "curve": trained.curve,
             "device": device,
             "machine": machine(),
             "versions": versions(),

@@ -5,18 +5,24 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
 from bench.datasets import Split
+from models import checkpoint
+from models.checkpoint import Progress
 from models.inference import accuracy
 from models.network import Network, build_loss, build_network
 from models.pgd import pgd_linf
 from models.spec import ModelSpec
 
 log = logging.getLogger(__name__)
+
+CURVE_EVERY = 100  # steps per point of the training curve: a short adversarial training is judged by its slope
+CHECKPOINT_SECONDS = 300.0  # how often a training writes its state to resume from
 
 
 @dataclass
@@ -25,7 +31,8 @@ class TrainedModel:
     clean_accuracy: float
     n_test: int
     train_seconds: float
-    history: list[dict[str, float]]
+    history: list[dict[str, float]]  # per epoch
+    curve: list[dict[str, float]]  # every CURVE_EVERY steps: loss and accuracy on the batches of that window
 
 
 def train_model(
@@ -36,8 +43,14 @@ def train_model(
     device: str = "cpu",
     codebook_key: str | None = None,
     progress: bool = True,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: float = CHECKPOINT_SECONDS,
 ) -> TrainedModel:
-    """Train ``spec`` on ``train_split`` and measure its accuracy on ``test_split``."""
+    """Train ``spec`` on ``train_split`` and measure its accuracy on ``test_split``.
+
+    With ``checkpoint_dir`` the whole training state is written there every ``checkpoint_every`` seconds,
+    and a checkpoint found there is resumed (models/checkpoint.py): the weights come out the same.
+    """
     cfg = spec.train
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
@@ -55,13 +68,25 @@ def train_model(
     else:
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
 
-    history: list[dict[str, float]] = []
-    start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        order = torch.randperm(n, generator=generator)
-        seen = correct = 0
-        loss_sum = 0.0
-        bar = tqdm(range(batches), desc=f"{spec.name} {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False)
+    state, order = Progress(), None
+    resumed = checkpoint_dir and checkpoint.load(checkpoint_dir, spec.key(), network, optimizer, generator)
+    if resumed:
+        order, state = resumed
+        scheduler.last_epoch = state.epoch * batches + state.batch  # the optimizer's lr came with the checkpoint
+        log.info("%s: resuming at epoch %d, batch %d of %d", spec.name, state.epoch + 1, state.batch, batches)
+    start = last_checkpoint = time.perf_counter()
+    while state.epoch < cfg.epochs:
+        epoch = state.epoch
+        if state.batch == 0:
+            order = torch.randperm(n, generator=generator)
+        bar = tqdm(
+            range(state.batch, batches),
+            initial=state.batch,
+            total=batches,
+            desc=f"{spec.name} {epoch + 1}/{cfg.epochs}",
+            disable=not progress,
+            leave=False,
+        )
         for b in bar:
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             x, y = train_split.x[idx].to(device), train_split.y[idx].to(device)
@@ -76,13 +101,35 @@ def train_model(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            seen += len(y)
-            correct += (scores.argmax(1) == y).sum().item()
-            loss_sum += loss.item() * len(y)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}")
-        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen})
-        log.info("%s epoch %d: loss %.4f, train accuracy %.4f", spec.name, epoch + 1, loss_sum / seen, correct / seen)
-    seconds = time.perf_counter() - start
+            _count(state, loss.item(), int((scores.argmax(1) == y).sum()), len(y))
+            step = epoch * batches + b + 1
+            if step % CURVE_EVERY == 0 or step == total_steps:
+                state.curve.append({"step": step, **_take(state.window)})
+            bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", acc=f"{state.correct / state.seen:.4f}")
+            state.batch = b + 1
+            if checkpoint_dir and time.perf_counter() - last_checkpoint >= checkpoint_every and step < total_steps:
+                so_far = replace(state, seconds=state.seconds + time.perf_counter() - start)
+                checkpoint.save(checkpoint_dir, spec.key(), network, optimizer, generator, order, so_far)
+                last_checkpoint = time.perf_counter()
+        loss_mean, acc = state.loss_sum / state.seen, state.correct / state.seen
+        state.history.append({"epoch": epoch + 1, "loss": loss_mean, "train_accuracy": acc})
+        log.info("%s epoch %d: loss %.4f, train accuracy %.4f", spec.name, epoch + 1, loss_mean, acc)
+        state.epoch, state.batch, state.seen, state.correct, state.loss_sum = epoch + 1, 0, 0, 0, 0.0
+    seconds = state.seconds + time.perf_counter() - start
     acc = accuracy(network, test_split.x, test_split.y, device=device)
     log.info("%s: clean test accuracy %.4f on %d images, %.0f s", spec.name, acc, len(test_split), seconds)
-    return TrainedModel(network.cpu(), acc, len(test_split), seconds, history)
+    return TrainedModel(network.cpu(), acc, len(test_split), seconds, state.history, state.curve)
+
+
+def _count(state: Progress, loss: float, correct: int, seen: int) -> None:
+    """Add one batch to the epoch's counts and to the curve's window."""
+    state.seen, state.correct, state.loss_sum = state.seen + seen, state.correct + correct, state.loss_sum + loss * seen
+    w = state.window
+    w["loss"], w["correct"], w["seen"] = w["loss"] + loss * seen, w["correct"] + correct, w["seen"] + seen
+
+
+def _take(window: dict[str, float]) -> dict[str, float]:
+    """The window's mean loss and accuracy, and the window emptied."""
+    out = {"loss": window["loss"] / window["seen"], "train_accuracy": window["correct"] / window["seen"]}
+    window.update(loss=0.0, correct=0, seen=0)
+    return out

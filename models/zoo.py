@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from bench import datasets
@@ -30,7 +31,13 @@ def obtain(
     log.info("training %s (store key %s)", spec.name, spec.key())
     train = datasets.load(spec.dataset, "train", data_dir).subset(spec.train.n_train, spec.train.seed)
     test = datasets.load(spec.dataset, "test", data_dir)
-    trained = train_model(spec, train, test, device=device, codebook_key=codebook_key, progress=progress)
+    resume = store.checkpoint_dir(spec)
+    if force:
+        shutil.rmtree(resume, ignore_errors=True)  # --force trains from the start
+    trained = train_model(
+        spec, train, test, device=device, codebook_key=codebook_key, progress=progress, checkpoint_dir=resume
+    )
     n_classes = datasets.dataset_info(spec.dataset).n_classes
     store.save(spec, trained, tuple(train.x.shape[1:]), n_classes, device)
+    shutil.rmtree(resume, ignore_errors=True)
     return store.load(spec)

@@ -1,5 +1,7 @@
+import pytest
 import torch
 
+from bench.errors import StoreError
 from models.pgd import pgd_linf
 from models.spec import AdversarialTraining, TrainConfig, make_spec
 from models.training import train_model
@@ -46,3 +48,51 @@ def test_densenet_trains_on_28_and_32_pixel_inputs():
         network = build_network(spec, shape, 10)
         assert network(torch.rand(2, *shape)).shape == (2, 10)
         assert network.raw_outputs(torch.rand(2, *shape)).shape == (2, 128)
+
+
+def test_an_interrupted_training_resumes_to_the_same_weights(mnist_test, tmp_path, monkeypatch):
+    """A PGD training killed after its 5th step (of 2 epochs x 4) resumes from its checkpoint, mid-epoch and
+    with the generator that draws PGD's random starts, and ends bit-identical to one never interrupted."""
+    from models import checkpoint, training
+
+    adv = AdversarialTraining(eps=0.3, eps_step=0.1, max_iter=2)
+    spec = make_spec("mnist", "O:SOFTMAX:CE", "cnn", TrainConfig(epochs=2, n_train=128, batch_size=32, adversarial=adv))
+    train, test = mnist_test.subset(128, seed=0), mnist_test.subset(50, seed=1)
+    whole = train_model(spec, train, test, progress=False)
+
+    real_save, saved_at = checkpoint.save, []
+
+    def save_then_die(folder, key, network, optimizer, generator, order, progress):
+        real_save(folder, key, network, optimizer, generator, order, progress)
+        saved_at.append((progress.epoch, progress.batch))
+        if len(saved_at) == 5:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(training.checkpoint, "save", save_then_die)
+    folder = tmp_path / "resume"
+    with pytest.raises(KeyboardInterrupt):
+        train_model(spec, train, test, progress=False, checkpoint_dir=folder, checkpoint_every=0)
+    assert saved_at[-1] == (1, 1)  # killed inside the second epoch
+    monkeypatch.setattr(training.checkpoint, "save", real_save)
+    resumed = train_model(spec, train, test, progress=False, checkpoint_dir=folder, checkpoint_every=0)
+    a, b = whole.network.state_dict(), resumed.network.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.history == whole.history and resumed.curve == whole.curve
+    assert resumed.clean_accuracy == whole.clean_accuracy
+
+
+def test_a_checkpoint_of_another_configuration_is_refused(mnist_test, tmp_path):
+    spec = make_spec("mnist", "O:SOFTMAX:CE", "cnn", TrainConfig(epochs=2, n_train=64, batch_size=32))
+    train, test = mnist_test.subset(64, seed=0), mnist_test.subset(20, seed=1)
+    folder = tmp_path / "resume"
+    from models import checkpoint
+    from models import network as net_module
+
+    torch.manual_seed(0)
+    network = net_module.build_network(spec, (1, 28, 28), 10)
+    optimizer = torch.optim.Adam(network.parameters())
+    checkpoint.save(
+        folder, "another-key", network, optimizer, torch.Generator(), torch.arange(3), checkpoint.Progress()
+    )
+    with pytest.raises(StoreError, match="another configuration"):
+        train_model(spec, train, test, progress=False, checkpoint_dir=folder)
