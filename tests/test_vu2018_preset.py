@@ -59,3 +59,12 @@ def test_adversarially_trained_models_get_tables_ii_and_iii(tmp_path):
     row = next(line for line in report.splitlines() if line.startswith("| O:SOFTMAX:CE → hinge"))
     assert "paper 0.855" in row  # Table III: crafted on cross-entropy, evaluated on hinge
     assert f"--out {out}" in report  # the regenerating command reads the same store
+    # the training run, with its curve: 5 steps make one window, whose accuracy is the epoch's
+    training = report.split("### The adversarial training actually run")[1].split("###")[0]
+    hinge = next(line for line in training.splitlines() if line.startswith("| hinge"))
+    assert "5 x 128" in hinge and "Adam 0.001, cosine" in hinge
+    from models.store import ModelStore
+
+    meta = next(m for m in ModelStore().list() if m["name"] == "mnist/cnn+pgd_at/hinge")
+    assert meta["curve"] == [{"step": 5, **{k: meta["history"][0][k] for k in ("loss", "train_accuracy")}}]
+    assert (reports / "mnist" / "plots" / "training_curve.png").is_file()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from bench.reports.plots import eps_plots
 from bench.reports.reference import lookup
 from bench.reports.robustness import robustness_section
 from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, timing_rows
+from bench.reports.training import steps_of, training_section
 from bench.results import Record, ResultsStore
 from models.spec import KINDS
 
@@ -35,6 +35,7 @@ def write_dataset_report(
         f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
         "",
         _clean_table(dataset, model_metas, {r.model_key for r in records}),
+        training_section([m for m in model_metas if m["key"] in {r.model_key for r in records}], out),
     ]
     for table in TABLE_TITLES:
         recs = records_for_table(records, table)
@@ -74,8 +75,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
             adv = train["adversarial"]
             label += f" [PGD training k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}"
             if train.get("n_train"):
-                steps = train["epochs"] * math.ceil(train["n_train"] / train["batch_size"])
-                label += f"; {steps} steps of batch {train['batch_size']}"
+                label += f"; {steps_of(spec)} steps of batch {train['batch_size']}"
             label += "]"
             paper = lookup("vu2018:II", "clean", dataset, kind, "none", "", None, arch=f"{spec['arch']}+pgd_at")
         else:
