@@ -121,3 +121,26 @@ def test_square_attack_needs_no_gradient(store, batch):
     x, y = batch
     clean = float((est.predict(x).argmax(1) == y).mean())
     assert accuracy_under(est, "square", {"eps": 0.3, "max_iter": 200}, x, y) < clean
+
+
+# 10 images at eps 0.3: AutoAttack's Square spends 5 x 5,000 queries on each image its APGDs leave robust
+def test_art_autoattack_attacks_the_bare_module_with_its_own_losses(store, batch):
+    """Stock AutoAttack never calls our loss_gradient (its APGDs rebuild a classifier from the bare module with
+    cross-entropy and DLR), and on the hinge model, whose own loss is flat once the margin is met, it does at
+    least as well as PGD on that loss."""
+    est = estimator_for("hinge", store)
+    calls = []
+    original = est.loss_gradient
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    est.loss_gradient = spy
+    x, y = batch[0][:10], batch[1][:10]
+    clean = float((est.predict(x).argmax(1) == y).mean())
+    stock = accuracy_under(est, "autoattack", {"eps": 0.3, "eps_step": 0.1}, x, y)
+    assert calls == []
+    est.loss_gradient = original
+    ours = accuracy_under(est, "pgd", {"eps": 0.3, "eps_step": 0.01, "max_iter": 40}, x, y)
+    assert stock < clean and stock <= ours
