@@ -31,6 +31,19 @@ def accuracy_under(est, attack: str, params: dict, x: np.ndarray, y: np.ndarray,
     return float((est.predict(x_adv).argmax(1) == y).mean())
 
 
+def spy_on_loss_gradient(est) -> tuple[list[int], object]:
+    """Count the calls of ``est.loss_gradient`` (one entry per call); returns the count and the original."""
+    calls: list[int] = []
+    original = est.loss_gradient
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    est.loss_gradient = spy
+    return calls, original
+
+
 @pytest.fixture(scope="module")
 def batch(mnist_small):
     return mnist_small.x[:60].numpy(), mnist_small.y[:60].numpy()
@@ -99,14 +112,7 @@ def test_margin_pgd_refuses_the_pretanh_view_without_codewords(store):
 def test_art_apgd_takes_our_estimator_and_its_loss(store, batch):
     """APGD with loss_type=None keeps our estimator: a spy on loss_gradient sees it called."""
     est = estimator_for("hinge", store)
-    calls = []
-    original = est.loss_gradient
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    est.loss_gradient = spy
+    calls, _ = spy_on_loss_gradient(est)
     x, y = batch
     attack = ATTACKS.get("apgd").make(est, {"eps": 0.2, "max_iter": 10}, False, 128)
     assert attack.estimator is est
@@ -129,14 +135,7 @@ def test_art_autoattack_attacks_the_bare_module_with_its_own_losses(store, batch
     cross-entropy and DLR), and on the hinge model, whose own loss is flat once the margin is met, it does at
     least as well as PGD on that loss."""
     est = estimator_for("hinge", store)
-    calls = []
-    original = est.loss_gradient
-
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return original(*args, **kwargs)
-
-    est.loss_gradient = spy
+    calls, original = spy_on_loss_gradient(est)
     x, y = batch[0][:10], batch[1][:10]
     clean = float((est.predict(x).argmax(1) == y).mean())
     stock = accuracy_under(est, "autoattack", {"eps": 0.3, "eps_step": 0.1}, x, y)

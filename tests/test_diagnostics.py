@@ -87,6 +87,18 @@ def measured(est, attack: str, eps: float, x, y, on=None, **params) -> Record:
     return cell(attack, eps, hits, n=len(y), **params)
 
 
+def attacks_at_eps_03(est, other, x, y) -> list[Record]:
+    """FGSM, PGD, PGD crafted on ``other`` (transfer) and Square on ``est`` at eps 0.3: the comparisons that
+    tell a blind gradient from a robust model."""
+    pgd = {"eps_step": 0.05, "max_iter": 10}
+    return [
+        measured(est, "fgsm", 0.3, x, y),
+        measured(est, "pgd", 0.3, x, y, **pgd),
+        measured(other, "pgd", 0.3, x, y, on=est, **pgd),
+        measured(est, "square", 0.3, x, y, max_iter=200),
+    ]
+
+
 def test_scaling_the_logits_keeps_every_decision(plain, saturated, images):
     x, _ = images
     assert (plain.predict(x.numpy()).argmax(1) == saturated.predict(x.numpy()).argmax(1)).all()
@@ -114,14 +126,10 @@ def test_the_attack_flags_fire_on_the_saturated_model_and_stay_quiet_on_the_plai
     saturated softmax, breaks it where FGSM cannot (the papers' attacks overstate its robustness). The plain
     model, with the saturated one as its transfer source, raises none of these flags."""
     x, y = images
-    pgd = {"eps_step": 0.05, "max_iter": 10}
 
     def evaluation(est, other):
         return [
-            measured(est, "fgsm", 0.3, x, y),
-            measured(est, "pgd", 0.3, x, y, **pgd),
-            measured(other, "pgd", 0.3, x, y, on=est, **pgd),
-            measured(est, "square", 0.3, x, y, max_iter=200),
+            *attacks_at_eps_03(est, other, x, y),
             measured(est, "pgd", 0.5, x, y, eps_step=0.1, max_iter=10),
             measured(est, "fgsm", 0.2, x, y),
             measured(est, "pgd_margin", 0.2, x, y, eps_step=0.05, max_iter=10),

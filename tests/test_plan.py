@@ -124,7 +124,10 @@ def test_vu2018_preset_adversarial_training_and_transfer_matrix():
     assert sorted(c.model for c in table2) == sorted(preset.models) and len(preset.models) == 6
     trio = {"hinge", "O:SOFTMAX:CE", "lmcl_s10_m0.3"}
     assert {(c.source, c.model) for c in table3} == {(s, t) for s in trio for t in trio}
-    assert all(dict(c.params)["max_iter"] == 100 and c.n_samples == 1000 for c in cells)
+    assert all(dict(c.params)["max_iter"] == 100 and c.n_samples == 1000 for c in table2 + table3)
+    # and the attacks that know the model, on every model at Table II's eps, so the verdict can say "holds"
+    knowing = {(c.attack, c.model) for c in cells if "robustness" in c.tables and dict(c.params).get("eps") == 0.3}
+    assert knowing == {(a, m) for a in ("pgd_margin", "square") for m in preset.models}
 
 
 def test_vu2018_numbers_are_looked_up_for_adversarially_trained_models():

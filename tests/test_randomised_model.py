@@ -25,7 +25,7 @@ from bench.flags import all_flags
 from models.estimator import make_estimator
 from models.zoo import obtain
 from tests.conftest import tiny_spec
-from tests.test_diagnostics import diagnostic_records, measured
+from tests.test_diagnostics import attacks_at_eps_03, diagnostic_records
 
 AMPLITUDE = 0.01
 GRADIENT_NOISE = 3.0  # a * omega: the random gradient's size per pixel
@@ -74,17 +74,7 @@ def test_gradient_health_does_not_see_the_randomised_gradient(models, images):
 
 def test_the_comparison_flags_fire_on_the_randomised_model_and_stay_quiet_on_the_plain_one(models, images):
     x, y = images
-    pgd = {"eps_step": 0.05, "max_iter": 10}
-
-    def evaluation(est, other):
-        return [
-            measured(est, "fgsm", 0.3, x, y),
-            measured(est, "pgd", 0.3, x, y, **pgd),
-            measured(other, "pgd", 0.3, x, y, on=est, **pgd),
-            measured(est, "square", 0.3, x, y, max_iter=200),
-        ]
-
     plain, shattered = models
-    fired = {f.check for f in all_flags(evaluation(shattered, plain))}
+    fired = {f.check for f in all_flags(attacks_at_eps_03(shattered, plain, x, y))}
     assert fired == {"gradient_free_vs_gradient", "whitebox_vs_transfer"}, fired
-    assert all_flags(evaluation(plain, shattered)) == []
+    assert all_flags(attacks_at_eps_03(plain, shattered, x, y)) == []

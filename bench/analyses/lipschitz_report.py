@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from bench.analyses.lipschitz import LayerBound, layer_bounds, product_bound  # noqa: E402
+from bench.reports.plots import save_plot  # noqa: E402
 from models.store import StoredModel  # noqa: E402
 
 PADDING_NOTE = (
@@ -97,9 +98,4 @@ def _conv_plot(dataset: str, per_model: dict[str, list[LayerBound]], path: Path)
     ax.set_xlabel("convolutional layer (input to output)")
     ax.set_ylabel("operator norm bound (l2 → l2, no unit)")
     ax.set_title(f"{dataset}: upper Lipschitz bound of each conv layer")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_plot(fig, ax, path)

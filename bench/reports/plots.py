@@ -15,6 +15,16 @@ from bench.results import Record  # noqa: E402
 YLABEL = {"accuracy": "accuracy on adversarial examples", "success_rate": "targeted attack success rate"}
 
 
+def save_plot(fig, ax, path: Path) -> Path:
+    """Grid, legend, tight layout, written to ``path`` and closed: how every plot of the reports ends."""
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def eps_plots(records: list[Record], out_dir: Path) -> list[Path]:
     groups: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r in records:
@@ -41,11 +51,5 @@ def eps_plots(records: list[Record], out_dir: Path) -> list[Path]:
         ax.set_ylabel(YLABEL[recs[0].metric])
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{recs[0].dataset}: {attack}, {setting.replace('_', ' ')} ({'/'.join(map(str, n))} images)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = out_dir / f"{setting}_{attack}.png"
-        fig.savefig(path)
-        plt.close(fig)
-        written.append(path)
+        written.append(save_plot(fig, ax, out_dir / f"{setting}_{attack}.png"))
     return written

@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
+from bench.reports.plots import save_plot  # noqa: E402
+
 PAPER_STEPS = {"vu2018": 100_000}  # vu2018 section IV-B: "iteration steps (100000 steps)"
 TRAIN_SPLIT = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}  # images in each training split
 
@@ -95,9 +97,4 @@ def _plot(metas: list[dict], path: Path) -> Path | None:
     ax.set_ylabel("accuracy on the step's PGD examples")
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(f"{metas[0]['spec']['dataset']}: PGD adversarial training, mean over each 100 steps")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_plot(fig, ax, path)
