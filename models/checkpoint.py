@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from bench.errors import StoreError
 
 TENSORS, STATE = "state.safetensors", "progress.json"
 FORMAT_VERSION = 1
+EMPTY_TALLY = {"loss": 0.0, "correct": 0, "seen": 0}
 
 
 @dataclass
@@ -33,10 +35,9 @@ class Progress:
 
     epoch: int = 0
     batch: int = 0  # the next batch of ``epoch`` to run
-    seen: int = 0  # this epoch's images, correct predictions and summed loss, for its history entry
-    correct: int = 0
-    loss_sum: float = 0.0
-    window: dict[str, float] = field(default_factory=lambda: {"loss": 0.0, "correct": 0, "seen": 0})
+    # summed loss, correct predictions and images: of this epoch (its history entry) and of the curve's window
+    epoch_tally: dict[str, float] = field(default_factory=lambda: dict(EMPTY_TALLY))
+    window: dict[str, float] = field(default_factory=lambda: dict(EMPTY_TALLY))
     history: list[dict[str, float]] = field(default_factory=list)
     curve: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0  # training time spent before this process started
@@ -62,18 +63,33 @@ def save(
         "lr": [g["lr"] for g in optimizer.param_groups],
         "progress": asdict(progress),
     }
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{folder.name}-", dir=folder.parent))
-    try:
+
+    def write(tmp: Path) -> None:
         save_file(tensors, tmp / TENSORS)
         (tmp / STATE).write_text(json.dumps(meta))
-        old = folder.with_name(folder.name + ".old")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
+
+    replace_folder(folder, write)
+
+
+def replace_folder(final: Path, write: Callable[[Path], None]) -> Path:
+    """Have ``write`` fill a temporary sibling of ``final``, flush its files to disk, and rename it into place,
+    so a kill at any moment leaves either the old folder or the new one whole (the model store and training
+    checkpoints both write this way)."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    old = final.with_name(f".{final.name}.old")
+    try:
+        write(tmp)
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def load(

@@ -11,9 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from bench.errors import StoreError
 from bench.paths import bench_home
 from bench.provenance import git_commit, machine, versions
+from models.checkpoint import replace_folder
 from models.codebook import fingerprint
 from models.network import Network, build_network
 from models.spec import ModelSpec
@@ -77,20 +75,13 @@ class ModelStore:
             "commit": git_commit(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-        final = self.path(spec)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{spec.key()}-", dir=self.root))
-        try:
-            state = {k: v.detach().cpu().contiguous() for k, v in trained.network.state_dict().items()}
+        state = {k: v.detach().cpu().contiguous() for k, v in trained.network.state_dict().items()}
+
+        def write(tmp: Path) -> None:
             save_file(state, tmp / WEIGHTS)
             (tmp / META).write_text(json.dumps(meta, indent=2, sort_keys=True))
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        final = replace_folder(self.path(spec), write)
         return final
 
     def load(self, spec: ModelSpec) -> StoredModel:

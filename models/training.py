@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from bench.datasets import Split
 from models import checkpoint
-from models.checkpoint import Progress
+from models.checkpoint import EMPTY_TALLY, Progress
 from models.inference import accuracy
 from models.network import Network, build_loss, build_network
 from models.pgd import pgd_linf
@@ -101,35 +101,40 @@ def train_model(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            _count(state, loss.item(), int((scores.argmax(1) == y).sum()), len(y))
+            for tally in (state.epoch_tally, state.window):
+                _add(tally, loss.item(), int((scores.argmax(1) == y).sum()), len(y))
             step = epoch * batches + b + 1
             if step % CURVE_EVERY == 0 or step == total_steps:
                 state.curve.append({"step": step, **_take(state.window)})
-            bar.set_postfix(loss=f"{state.loss_sum / state.seen:.4f}", acc=f"{state.correct / state.seen:.4f}")
+            running = _mean(state.epoch_tally)
+            bar.set_postfix(loss=f"{running['loss']:.4f}", acc=f"{running['train_accuracy']:.4f}")
             state.batch = b + 1
             if checkpoint_dir and time.perf_counter() - last_checkpoint >= checkpoint_every and step < total_steps:
                 so_far = replace(state, seconds=state.seconds + time.perf_counter() - start)
                 checkpoint.save(checkpoint_dir, spec.key(), network, optimizer, generator, order, so_far)
                 last_checkpoint = time.perf_counter()
-        loss_mean, acc = state.loss_sum / state.seen, state.correct / state.seen
-        state.history.append({"epoch": epoch + 1, "loss": loss_mean, "train_accuracy": acc})
-        log.info("%s epoch %d: loss %.4f, train accuracy %.4f", spec.name, epoch + 1, loss_mean, acc)
-        state.epoch, state.batch, state.seen, state.correct, state.loss_sum = epoch + 1, 0, 0, 0, 0.0
+        done = _take(state.epoch_tally)
+        state.history.append({"epoch": epoch + 1, **done})
+        log.info("%s epoch %d: loss %.4f, train accuracy %.4f", spec.name, epoch + 1, *done.values())
+        state.epoch, state.batch = epoch + 1, 0
     seconds = state.seconds + time.perf_counter() - start
     acc = accuracy(network, test_split.x, test_split.y, device=device)
     log.info("%s: clean test accuracy %.4f on %d images, %.0f s", spec.name, acc, len(test_split), seconds)
     return TrainedModel(network.cpu(), acc, len(test_split), seconds, state.history, state.curve)
 
 
-def _count(state: Progress, loss: float, correct: int, seen: int) -> None:
-    """Add one batch to the epoch's counts and to the curve's window."""
-    state.seen, state.correct, state.loss_sum = state.seen + seen, state.correct + correct, state.loss_sum + loss * seen
-    w = state.window
-    w["loss"], w["correct"], w["seen"] = w["loss"] + loss * seen, w["correct"] + correct, w["seen"] + seen
+def _add(tally: dict[str, float], loss: float, correct: int, seen: int) -> None:
+    tally["loss"] += loss * seen
+    tally["correct"] += correct
+    tally["seen"] += seen
 
 
-def _take(window: dict[str, float]) -> dict[str, float]:
-    """The window's mean loss and accuracy, and the window emptied."""
-    out = {"loss": window["loss"] / window["seen"], "train_accuracy": window["correct"] / window["seen"]}
-    window.update(loss=0.0, correct=0, seen=0)
+def _mean(tally: dict[str, float]) -> dict[str, float]:
+    return {"loss": tally["loss"] / tally["seen"], "train_accuracy": tally["correct"] / tally["seen"]}
+
+
+def _take(tally: dict[str, float]) -> dict[str, float]:
+    """The tally's mean loss and accuracy, and the tally emptied."""
+    out = _mean(tally)
+    tally.update(EMPTY_TALLY)
     return out
