@@ -26,7 +26,8 @@ def write_dataset_report(
     records = results.records(dataset=dataset)
     out = out_root / dataset
     out.mkdir(parents=True, exist_ok=True)
-    arch = _arch(model_metas, dataset, {r.model_key for r in records})
+    used_keys = {r.model_key for r in records}
+    arch = _arch(model_metas, dataset, used_keys)
     sections = [
         f"# {dataset}: robustness by training loss and target representation",
         "",
@@ -34,8 +35,8 @@ def write_dataset_report(
         "[Wilson 95% interval] (published number, Δ = measured − published). "
         f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
         "",
-        _clean_table(dataset, model_metas, {r.model_key for r in records}),
-        training_section([m for m in model_metas if m["key"] in {r.model_key for r in records}], out),
+        _clean_table(dataset, model_metas, used_keys),
+        training_section([m for m in model_metas if m["key"] in used_keys], out),
     ]
     for table in TABLE_TITLES:
         recs = records_for_table(records, table)
@@ -75,7 +76,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
             adv = train["adversarial"]
             label += f" [PGD training k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}"
             if train.get("n_train"):
-                label += f"; {steps_of(spec)} steps of batch {train['batch_size']}"
+                label += f"; {steps_of(m)} steps of batch {train['batch_size']}"
             label += "]"
             paper = lookup("vu2018:II", "clean", dataset, kind, "none", "", None, arch=f"{spec['arch']}+pgd_at")
         else:

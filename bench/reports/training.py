@@ -15,15 +15,16 @@ from tabulate import tabulate  # noqa: E402
 
 from bench.reports.plots import save_plot  # noqa: E402
 
-PAPER_STEPS = {"vu2018": 100_000}  # vu2018 section IV-B: "iteration steps (100000 steps)"
-TRAIN_SPLIT = {"mnist": 60_000, "fashion_mnist": 60_000, "cifar10": 50_000}  # images in each training split
+VU2018_STEPS = 100_000  # vu2018 section IV-B: "iteration steps (100000 steps)"
 
 
-def steps_of(spec: dict) -> int:
-    """Optimiser steps of a training: epochs x batches of its (possibly subset) training split."""
-    train = spec["train"]
-    n = train.get("n_train") or TRAIN_SPLIT[spec["dataset"]]
-    return train["epochs"] * math.ceil(n / train["batch_size"])
+def steps_of(meta: dict) -> int | None:
+    """Optimiser steps a stored model was trained for: the last point of its curve (written at the final
+    step), or for a model stored before curves were kept, epochs x batches of its ``n_train`` images."""
+    if meta.get("curve"):
+        return meta["curve"][-1]["step"]
+    train = meta["spec"]["train"]
+    return train["epochs"] * math.ceil(train["n_train"] / train["batch_size"]) if train.get("n_train") else None
 
 
 def training_section(metas: list[dict], out_dir: Path) -> str:
@@ -37,13 +38,13 @@ def training_section(metas: list[dict], out_dir: Path) -> str:
         train, curve = m["spec"]["train"], m.get("curve") or []
         adv = train["adversarial"]
         first, last = (curve[0], curve[-1]) if curve else ({}, {})
-        steps = steps_of(m["spec"])
+        steps = steps_of(m) or 0
         rows.append(
             [
                 m["name"].split("/")[-1],
                 f"k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}",
                 f"{steps:,} x {train['batch_size']}",
-                f"{steps / PAPER_STEPS['vu2018']:.1%}",
+                f"{steps / VU2018_STEPS:.1%}",
                 f"Adam {train['lr']:g}, {train.get('schedule', 'cosine')}",
                 f"{m['train_seconds'] / 60:.1f}",
                 _window(first),
@@ -56,7 +57,7 @@ def training_section(metas: list[dict], out_dir: Path) -> str:
         "model",
         "PGD training",
         "steps x batch",
-        "of vu2018's 100,000 steps",
+        f"of vu2018's {VU2018_STEPS:,} steps",
         "optimiser",
         "minutes",
         "PGD-train acc., first 100 steps",
