@@ -31,21 +31,29 @@ def images(mnist_small):
     return mnist_small.x[:80], mnist_small.y[:80]
 
 
+def tiny_ce(store, change=None):
+    """The tiny cross-entropy model as an estimator; ``change`` edits or wraps a copy of its network."""
+    stored = obtain(tiny_spec("O:SOFTMAX:CE"), store, progress=False)
+    network = copy.deepcopy(stored.network).eval()
+    return make_estimator(stored.spec, change(network) if change else network, (1, 28, 28), 10)
+
+
 @pytest.fixture(scope="module")
 def plain(store):
-    stored = obtain(tiny_spec("O:SOFTMAX:CE"), store, progress=False)
-    return make_estimator(stored.spec, stored.network.eval(), (1, 28, 28), 10)
+    return tiny_ce(store)
 
 
 def scaled(store, scale: float):
     """The tiny network with its last layer scaled: argmax unchanged, softmax sharper by ``scale``."""
-    stored = obtain(tiny_spec("O:SOFTMAX:CE"), store, progress=False)
-    network = copy.deepcopy(stored.network).eval()
-    last = [m for m in network.head.modules() if isinstance(m, torch.nn.Linear)][-1]
-    with torch.no_grad():
-        last.weight.mul_(scale)
-        last.bias.mul_(scale)
-    return make_estimator(stored.spec, network, (1, 28, 28), 10)
+
+    def scale_last_layer(network):
+        last = [m for m in network.head.modules() if isinstance(m, torch.nn.Linear)][-1]
+        with torch.no_grad():
+            last.weight.mul_(scale)
+            last.bias.mul_(scale)
+        return network
+
+    return tiny_ce(store, scale_last_layer)
 
 
 @pytest.fixture(scope="module")
@@ -58,10 +66,9 @@ def test_a_milder_scale_makes_the_gradient_vanish_rather_than_vanish_to_zero(sto
     """Logits x30: the other classes' softmax shares are tiny but representable, so the gradient is not
     zero but below float32's rounding on most images (measured: 56% vanishing, 28% zero, of 80)."""
     x, y = images
-    health = gradient_health(scaled(store, 30.0), x, y)
-    assert health["gradient_vanishing"].float().mean() > 0.3
-    fired = {f.check for f in all_flags(diagnostic_records(scaled(store, 30.0), x, y))}
-    assert "gradient_vanishing" in fired
+    records = diagnostic_records(scaled(store, 30.0), x, y)
+    assert next(r for r in records if r.attack == "gradient_vanishing").rate > 0.3
+    assert "gradient_vanishing" in {f.check for f in all_flags(records)}
 
 
 def diagnostic_records(est, x, y) -> list[Record]:
