@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
+
+from bench.errors import StoreError
 
 SCHEMA_VERSION = 1
 
@@ -147,17 +150,22 @@ class ResultsStore:
             return {h for (h,) in db.execute("SELECT cell_hash FROM results WHERE status = 'ok'")}
 
     def records(self, **where: Any) -> list[Record]:
-        clauses = " AND ".join(f"{k} = :{k}" for k in where) or "1"
         with self._connect() as db:
-            db.row_factory = sqlite3.Row
-            rows = db.execute(f"SELECT * FROM results WHERE {clauses} ORDER BY name", where).fetchall()
-        out = []
-        for row in rows:
-            data = dict(row)
-            data["config"] = json.loads(data["config"])
-            data["versions"] = json.loads(data["versions"])
-            out.append(Record(**data))
-        return out
+            return _select(db, where)
+
+
+def _select(db: sqlite3.Connection, where: dict[str, Any]) -> list[Record]:
+    """The records matching ``where`` (column = value, all of them), by name."""
+    clauses = " AND ".join(f"{k} = :{k}" for k in where) or "1"
+    db.row_factory = sqlite3.Row
+    rows = db.execute(f"SELECT * FROM results WHERE {clauses} ORDER BY name", where).fetchall()
+    out = []
+    for row in rows:
+        data = dict(row)
+        data["config"] = json.loads(data["config"])
+        data["versions"] = json.loads(data["versions"])
+        out.append(Record(**data))
+    return out
 
 
 def _insert(db: sqlite3.Connection, record: Record) -> None:
@@ -167,3 +175,59 @@ def _insert(db: sqlite3.Connection, record: Record) -> None:
     names = ", ".join(row)
     marks = ", ".join(f":{k}" for k in row)
     db.execute(f"INSERT OR REPLACE INTO results ({names}) VALUES ({marks})", row)
+
+
+# The read path: for exports and other readers of a store that must not change it. ResultsStore creates the
+# folder, the file and the tables it is given; these refuse anything that is not already a results store.
+STORE_FILE = "results.sqlite"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_EXPECTED = f"expected a results folder holding {STORE_FILE} (bench matrix --out) or the .sqlite file itself"
+
+
+def store_file(path: str | Path) -> Path:
+    """The store file of a results folder, or ``path`` itself when it is a file; StoreError when neither exists."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / STORE_FILE).is_file():
+            raise StoreError(f"results folder {path} holds no {STORE_FILE}; {_EXPECTED}.")
+        return path / STORE_FILE
+    if not path.exists():
+        raise StoreError(f"results store {path} does not exist; {_EXPECTED}.")
+    with open(path, "rb") as f:
+        if f.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
+            raise StoreError(f"{path} is not an SQLite file; {_EXPECTED}.")
+    return path
+
+
+def read_records(path: str | Path, **where: Any) -> list[Record]:
+    """The records of the store at ``path`` (a results folder or its .sqlite file), read without writing a byte.
+
+    SQLite's read-only mode still creates the -wal and -shm files of a WAL store when they are missing (and
+    leaves them behind), so a store that no writer holds open is read as immutable; one with a -wal file (a
+    writer is at work, or crashed) is read in read-only mode through that writer's files, whose rows count.
+    """
+    file = store_file(path)
+    wal = file.with_name(file.name + "-wal")
+    immutable = not wal.exists()
+    records = _read(file, "immutable=1" if immutable else "mode=ro", where)
+    if immutable and wal.exists():  # a writer opened the store while it was read as immutable: read again
+        records = _read(file, "mode=ro", where)
+    return records
+
+
+def _read(file: Path, mode: str, where: dict[str, Any]) -> list[Record]:
+    uri = f"file:{quote(str(file.resolve()))}?{mode}"
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if not {"results", "meta"} <= tables:
+                raise StoreError(f"{file} is an SQLite file but not a results store (no results or meta table).")
+            found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            if found is None or found[0] != str(SCHEMA_VERSION):
+                version = found[0] if found else "none"
+                raise StoreError(
+                    f"results store {file} has schema version {version}; this bench reads version {SCHEMA_VERSION}."
+                )
+            return _select(db, where)
+    except sqlite3.DatabaseError as exc:  # a damaged file, or a column this Record does not know
+        raise StoreError(f"results store {file} cannot be read: {exc}; {_EXPECTED}.") from exc
