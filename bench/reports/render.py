@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-from dataclasses import asdict
 from pathlib import Path
 
 from tabulate import tabulate
 
 from bench.attacks import ATTACKS
+from bench.frame import records_frame
 from bench.reports.plots import eps_plots
 from bench.reports.reference import lookup
 from bench.reports.robustness import robustness_section
@@ -16,8 +15,6 @@ from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, rend
 from bench.reports.training import steps_of, training_section
 from bench.results import Record, ResultsStore
 from models.spec import KINDS
-
-CSV_SKIP = ("per_example", "config", "versions")
 
 
 def write_dataset_report(
@@ -162,9 +159,5 @@ def _provenance(records: list[Record]) -> str:
 
 
 def _write_csv(records: list[Record], path: Path) -> None:
-    rows = [{k: v for k, v in asdict(r).items() if k not in CSV_SKIP} for r in records]
-    with open(path, "w", newline="") as f:
-        if rows:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+    """The raw results with every attack parameter in a column: the columns of ``bench export`` (bench.frame)."""
+    records_frame(records).to_csv(path, index=False)

@@ -1,0 +1,119 @@
+"""The results store as one pandas DataFrame: the public, read-only view of a run's numbers.
+
+One row per stored cell, sorted by name then hash, with every attack parameter in a column of its own so
+that cells can be filtered and compared by configuration (``frame[frame.max_iter == 100]``). Columns, in
+this order:
+
+1. identity: ``IDENTITY`` (``cell_hash`` is the store's key; ``param``/``value`` the cell's swept parameter,
+   ``targeted``, ``n_samples`` and ``seed`` from its configuration);
+2. the attack parameters, sorted by name: every key of any cell's ``config["params"]``, NaN in the rows of
+   cells whose attack lacks it;
+3. measurements: ``MEASUREMENTS`` (rate is accuracy or success rate as ``metric`` says; norms, times, passes);
+4. provenance: ``PROVENANCE``.
+
+Three shapes of stored row meet here. Attack cells keep their whole configuration (``bench.plan.Cell.config``).
+Gradient-health cells (``bench.diagnostics``) keep the check, ``n_samples`` and a revision: no attack
+parameter. Worst-case cells (``bench.worst_case``) keep their component cells' names: their one parameter
+is the eps they share, taken from ``param``/``value``, and they have no ``n_samples``. Where a configuration
+does not say whether the cell is targeted, ``targeted`` is whether its metric is a success rate.
+Per-example outcomes, the configuration as JSON and the package versions are left out.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from bench.results import Record, ResultsStore, read_records
+
+IDENTITY = (
+    "cell_hash",
+    "name",
+    "dataset",
+    "model",
+    "model_key",
+    "setting",
+    "source",
+    "attack",
+    "param",
+    "value",
+    "targeted",
+    "n_samples",
+    "seed",
+)
+MEASUREMENTS = (
+    "status",
+    "metric",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "n",
+    "hits",
+    "clean_accuracy",
+    "l2_mean",
+    "l2_median",
+    "linf_mean",
+    "linf_median",
+    "seconds",
+    "craft_seconds",
+    "craft_reused",
+    "examples_per_second",
+    "forward_passes",
+    "backward_passes",
+    "pass_seconds",
+    "error",
+)
+PROVENANCE = ("device", "commit_id", "created")
+FIXED = IDENTITY + MEASUREMENTS + PROVENANCE
+# nullable dtypes, the same under pandas 2 and 3 (text) and with a missing count still a whole number
+_TEXT = ("cell_hash", "name", "dataset", "model", "model_key", "setting", "source", "attack", "param")
+_TEXT += ("status", "metric", "error", "device", "commit_id", "created")
+_INTEGERS = ("n_samples", "seed", "n", "hits", "forward_passes", "backward_passes")
+_BOOLEANS = ("targeted", "craft_reused")
+_FLOATS = (
+    ("value", "rate", "ci_low", "ci_high", "clean_accuracy", "l2_mean", "l2_median", "linf_mean", "linf_median")
+    + ("seconds", "craft_seconds", "examples_per_second", "pass_seconds")
+)
+
+
+def results_frame(source: ResultsStore | str | Path, dataset: str | None = None) -> pd.DataFrame:
+    """Every cell of a results store (a ResultsStore, a results folder or its .sqlite file), of ``dataset`` if
+    given; read without writing anything. A source that is not a results store raises StoreError."""
+    path = source.path if isinstance(source, ResultsStore) else Path(source)
+    where: dict[str, Any] = {}
+    if dataset is not None:
+        from bench.datasets import DATASETS  # imports torch: only when a dataset is named
+
+        where["dataset"] = DATASETS.canonical(dataset)
+    return records_frame(read_records(path, **where))
+
+
+def records_frame(records: list[Record]) -> pd.DataFrame:
+    """The frame of ``records`` (columns as the module docstring lists them), sorted by name then hash."""
+    params = sorted({k for r in records for k in _params(r)})
+    clash = set(params) & set(FIXED)
+    if clash:  # an attack parameter named like a column would overwrite it
+        raise ValueError(f"attack parameters {sorted(clash)} share a name with a column of the results frame.")
+    rows = [_row(r) for r in sorted(records, key=lambda r: (r.name, r.cell_hash))]
+    frame = pd.DataFrame(rows, columns=[*IDENTITY, *params, *MEASUREMENTS, *PROVENANCE])
+    types = {c: "string" for c in _TEXT} | {c: "Int64" for c in _INTEGERS} | {c: "boolean" for c in _BOOLEANS}
+    types |= {c: "float64" for c in (*_FLOATS, *params)}
+    return frame.astype(types)
+
+
+def _params(record: Record) -> dict[str, float]:
+    """The cell's attack parameters; a worst-case cell's is the eps its components share."""
+    params = dict(record.config.get("params", {}))
+    if record.param is not None and record.param not in params:
+        params[record.param] = record.value
+    return params
+
+
+def _row(record: Record) -> dict[str, Any]:
+    row = {c: getattr(record, c) for c in FIXED if hasattr(record, c)}
+    config = record.config
+    row["targeted"] = config.get("targeted", record.metric == "success_rate")
+    row["n_samples"] = config.get("n_samples")
+    return row | _params(record)
