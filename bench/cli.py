@@ -22,15 +22,24 @@ Examples:
   bench train --dataset mnist --model lmcl_s10_m0.3 --pgd-at --epochs 10
   bench train --dataset fashion_mnist --model O:SOFTMAX:CE --model O:SOFTMAX:MSE
 
-\b
-Models (the papers' names; lower_snake aliases in brackets):
-  O:SOFTMAX:CE   softmax, one-hot, cross-entropy      [softmax_ce, cross_entropy]
-  O:SOFTMAX:MSE  softmax, one-hot, MSE                [softmax_mse]
-  R:TANH:MSE     tanh outputs, MSE to secret codewords [tanh_mse]
-  hinge          multi-class hinge, margin 1
-  lmcl           large margin cosine loss (--lmcl-s, --lmcl-m; or lmcl_s10_m0.3)
-  all            the five above
+{models}
 """
+
+
+def _model_lines() -> str:
+    """The built-in model kinds with their aliases, from the registry (plugins: `bench ls models`)."""
+    from models.kinds import KINDS, built_in_kinds
+
+    lines = ["\b", "Models (the papers' names; lower_snake aliases in brackets; `bench ls models` for plugins):"]
+    for name in built_in_kinds():
+        kind = KINDS.get(name)
+        aliases = f" [{', '.join(kind.aliases)}]" if kind.aliases else ""
+        lines.append(f"  {name:<14} {kind.description}{aliases}")
+    lines.append("  all            every built-in kind above")
+    return "\n".join(lines)
+
+
+EPILOG_TRAIN = EPILOG_TRAIN.format(models=_model_lines())
 
 
 def _setup_logging(verbose: int) -> None:
@@ -54,16 +63,34 @@ class BenchGroup(click.Group):
 
 @click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    metavar="PATH|MODULE[:ATTR]",
+    help="Load model kinds, losses, attacks or presets from a .py file or module (repeatable; "
+    "also BENCH_PLUGINS). Installed entry points (bench.models, bench.losses, bench.attacks, bench.presets) "
+    "load always.",
+)
 @click.version_option(package_name="bench")
-def main(verbose: int) -> None:
+def main(verbose: int, plugins: tuple[str, ...]) -> None:
     """A harness for how training loss and target representation change adversarial robustness.
 
     It trains the model zoo of saito2019 (O:SOFTMAX:CE, O:SOFTMAX:MSE, R:TANH:MSE) and vu2018
     (hinge, LMCL, PGD adversarial training), hands each model to ART as an estimator whose
     gradients come from the model's own loss, and keeps trained models in a store keyed by
     their configuration (BENCH_HOME, default ~/.cache/bench).
+
+    Your own models, losses, attacks and presets plug in without editing the package: see `bench ls`
+    and `--plugin`.
     """
+    from bench.plugins import load_plugins
+
     _setup_logging(verbose)
+    try:
+        load_plugins(plugins)
+    except BenchError as exc:
+        raise UserError(str(exc)) from exc
 
 
 @main.command(epilog=EPILOG_TRAIN)
@@ -125,11 +152,12 @@ def train(
     progress,
 ) -> None:
     """Train models (or take them from the store) and print their clean test accuracy."""
-    from models.spec import KINDS, AdversarialTraining, TrainConfig, make_spec
+    from models.kinds import built_in_kinds
+    from models.spec import AdversarialTraining, TrainConfig, make_spec
     from models.store import ModelStore
     from models.zoo import obtain
 
-    names = list(KINDS.names()) if any(m.lower() == "all" for m in models) else list(models)
+    names = built_in_kinds() if any(m.lower() == "all" for m in models) else list(models)
     adversarial = AdversarialTraining(pgd_eps, pgd_step, pgd_iter) if pgd_at else None
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, adversarial=adversarial, n_train=n_train
@@ -644,3 +672,28 @@ def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_search
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     click.echo(f"wrote {path}")
+
+
+EPILOG_LS = """\b
+Examples:
+  bench ls                      # everything
+  bench ls attacks              # norm, targeted, gradient, knows the model, where it comes from
+  bench --plugin my_loss.py ls models
+
+Each row says where it comes from: built-in, or the plugin (distribution or file) that registered it.
+"""
+
+
+LS_CATEGORIES = ["models", "losses", "attacks", "presets", "settings", "datasets"]
+
+
+@main.command(name="ls", epilog=EPILOG_LS)
+@click.argument("category", required=False, type=click.Choice(LS_CATEGORIES))
+def list_registered(category) -> None:
+    """List the registered models, losses, attacks, presets, threat settings and datasets."""
+    from bench.listing import rows
+
+    for name in [category] if category else LS_CATEGORIES:
+        if not category:
+            click.echo(f"\n{name}:")
+        click.echo(tabulate(rows(name), headers="keys"))

@@ -31,9 +31,9 @@ SETTINGS.register("tailored", "success rate of targeted stock CW-L2 against the 
 SETTINGS.register(diagnostics.SETTING, "gradient health of each model: zero, vanishing gradients and saturated outputs")
 TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
 
-PRESETS = Registry[str]("preset")
+PRESETS = Registry[Any]("preset")  # name -> a file (Path or importlib.resources Traversable) holding its TOML
 for _p in ("paper", "quick", "vu2018"):
-    PRESETS.register(_p, _p)
+    PRESETS.register(_p, resources.files("bench.presets").joinpath(f"{_p}.toml"))
 
 
 @dataclass(frozen=True)
@@ -118,8 +118,7 @@ def _read_toml(name_or_path: str) -> dict[str, Any]:
         if not path.is_file():
             raise ConfigError(f"preset file {path} does not exist.")
         return tomllib.loads(path.read_text())
-    name = PRESETS.canonical(name_or_path)
-    return tomllib.loads(resources.files("bench.presets").joinpath(f"{name}.toml").read_text())
+    return tomllib.loads(PRESETS.get(name_or_path).read_text())
 
 
 def _group(g: dict[str, Any]) -> Group:

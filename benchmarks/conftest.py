@@ -12,8 +12,9 @@ import torch.nn.functional as F
 
 from bench import datasets
 from models.estimator import make_estimator
+from models.kinds import built_in_kinds
 from models.network import build_network
-from models.spec import KINDS, TrainConfig, make_spec
+from models.spec import TrainConfig, make_spec
 from models.zoo import obtain
 
 BATCH = 128
@@ -39,7 +40,7 @@ def batch() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def estimators():
     """Model kind -> BenchClassifier on an untrained cnn."""
     out = {}
-    for name in KINDS.names():
+    for name in built_in_kinds():
         torch.manual_seed(0)
         spec = make_spec("mnist", name, "cnn", TrainConfig(epochs=1))
         out[name] = make_estimator(spec, build_network(spec, SHAPE, 10).eval(), SHAPE, 10)

@@ -58,19 +58,21 @@ class ModelLoss(nn.Module):
     """A model's own training loss as a torch loss module, for ART and for training.
 
     Takes (scores, labels) with labels as indices or one-hot rows; ``reduction`` is an attribute
-    because ART's ``compute_loss`` switches it in place.
+    because ART's ``compute_loss`` switches it in place. ``function`` is a per-example loss
+    (scores, label indices, **params); by default the built-in loss called ``name``.
     """
 
-    def __init__(self, name: str, reduction: str = "mean", **params: float) -> None:
+    def __init__(self, name: str, reduction: str = "mean", function=None, **params: float) -> None:
         super().__init__()
-        if name not in LOSSES:
+        if function is None and name not in LOSSES:
             raise ValueError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")
         self.name = name
+        self.function = function or LOSSES[name]
         self.params = params
         self.reduction = reduction
 
     def per_example(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return LOSSES[self.name](scores, as_label_indices(labels), **self.params)
+        return self.function(scores, as_label_indices(labels), **self.params)
 
     def forward(self, scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         losses = self.per_example(scores, labels)

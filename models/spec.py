@@ -15,55 +15,11 @@ from typing import Any
 
 from bench.errors import ConfigError
 from bench.registry import Registry
-
-
-@dataclass(frozen=True)
-class ModelKind:
-    name: str
-    head: str  # linear | codeword | cosine
-    loss: str  # a key of models.losses.LOSSES
-    scores: str  # what predict() returns, in words, for reports
-    description: str
-
-
-KINDS: Registry[ModelKind] = Registry("model")
-KINDS.register(
-    "O:SOFTMAX:CE",
-    ModelKind("O:SOFTMAX:CE", "linear", "cross_entropy", "logits", "softmax outputs, one-hot targets, cross-entropy"),
-    aliases=("softmax_ce", "cross_entropy", "ce"),
-)
-KINDS.register(
-    "O:SOFTMAX:MSE",
-    ModelKind("O:SOFTMAX:MSE", "linear", "softmax_mse", "logits", "softmax outputs, one-hot targets, MSE"),
-    aliases=("softmax_mse", "mse"),
-)
-KINDS.register(
-    "R:TANH:MSE",
-    ModelKind(
-        "R:TANH:MSE",
-        "codeword",
-        "codeword_mse",
-        "negative euclidean distance from the tanh output to each codeword",
-        "tanh outputs of length d, MSE to secret random codewords, nearest codeword wins",
-    ),
-    aliases=("tanh_mse", "codeword_mse", "codeword"),
-)
-KINDS.register(
-    "hinge",
-    ModelKind("hinge", "linear", "hinge", "logits", "multi-class hinge loss, margin 1 (vu2018)"),
-    aliases=("multi_class_hinge",),
-)
-KINDS.register(
-    "lmcl",
-    ModelKind("lmcl", "cosine", "lmcl", "s * cosine to each class weight", "large margin cosine loss (CosFace)"),
-    aliases=("cosface",),
-)
+from models.kinds import KINDS, ModelKind
 
 ARCHS = Registry[str]("architecture")
 ARCHS.register("cnn", "vu2018 Table I CNN", aliases=("table1_cnn",))
 ARCHS.register("densenet", "DenseNet-BC", aliases=("densenet_bc",))
-
-_LMCL_NAME = re.compile(r"^lmcl_s(?P<s>[0-9.]+)_m(?P<m>[0-9.]+)$", re.IGNORECASE)
 
 
 def _check(ok: bool, message: str) -> None:
@@ -130,17 +86,28 @@ class ModelSpec:
     lmcl_m: float | None = None
     densenet_depth: int | None = None
     densenet_growth: int | None = None
+    kind_params: tuple[tuple[str, float], ...] = ()  # a plugin kind's parameters (built-ins use the fields above)
+    plugin: tuple[tuple[str, str], ...] = ()  # a plugin kind's origin, version and code hash: part of the key
 
     @property
     def kind(self) -> ModelKind:
         return KINDS.get(self.model)
 
+    def param(self, name: str) -> Any:
+        """The value of one of the kind's parameters (a field for built-in kinds, else ``kind_params``)."""
+        if name in _BUILT_IN_PARAMS:
+            return getattr(self, name)
+        return dict(self.kind_params)[name]
+
+    def kind_values(self) -> dict[str, Any]:
+        """Every parameter of the kind with its value."""
+        return {name: self.param(name) for name in self.kind.params}
+
     @property
     def loss_label(self) -> str:
         """The model as vu2018's tables name losses: cross_entropy, hinge, lmcl_s10_m0.3; else the paper name."""
-        if self.model == "lmcl":
-            return f"lmcl_s{self.lmcl_s:g}_m{self.lmcl_m:g}"
-        return self.model
+        label = self.kind.label
+        return label(self.kind_values()) if label else self.model
 
     @property
     def name(self) -> str:
@@ -149,14 +116,22 @@ class ModelSpec:
         return f"{self.dataset}/{arch}/{self.loss_label}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The configuration as JSON data; the plugin fields only where set, so built-in keys never change."""
+        data = asdict(self)
+        for name in ("kind_params", "plugin"):
+            if data[name]:
+                data[name] = dict(data[name])
+            else:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         train = dict(data["train"])
         adv = train.get("adversarial")
         train["adversarial"] = AdversarialTraining(**adv) if adv else None
-        return cls(**{**data, "train": TrainConfig(**train)})
+        plugin_fields = {k: tuple(sorted(data.get(k, {}).items())) for k in ("kind_params", "plugin")}
+        return cls(**{**data, **plugin_fields, "train": TrainConfig(**train)})
 
     def key(self) -> str:
         """A hash of the whole configuration: the model store's key."""
@@ -165,6 +140,19 @@ class ModelSpec:
 
     def with_train(self, **changes: Any) -> ModelSpec:
         return replace(self, train=replace(self.train, **changes))
+
+
+_BUILT_IN_PARAMS = ("codeword_length", "lmcl_s", "lmcl_m")  # kind parameters that are ModelSpec fields (old keys)
+
+
+def parse_model_name(model: str) -> tuple[ModelKind, dict[str, float]]:
+    """A kind and the parameters its name carries: ``lmcl_s10_m0.3`` is lmcl with s 10 and m 0.3."""
+    for name in KINDS.names():
+        kind = KINDS.get(name)
+        match = re.match(kind.pattern, model, re.IGNORECASE) if kind.pattern else None
+        if match:
+            return kind, {k: float(v) for k, v in match.groupdict().items()}
+    return KINDS.get(model), {}
 
 
 def make_spec(
@@ -180,38 +168,48 @@ def make_spec(
     densenet_depth: int = 40,
     densenet_growth: int = 12,
     n_classes: int = 10,
+    params: dict[str, Any] | None = None,
 ) -> ModelSpec:
-    """Validate names and hyperparameters into a ModelSpec; raises a clear error before any work starts."""
+    """Validate names and hyperparameters into a ModelSpec; raises a clear error before any work starts.
+
+    ``params`` sets a kind's parameters by name; the keyword arguments of the built-in kinds apply to the
+    kinds that declare them (``lmcl_s`` to lmcl, ``codeword_length`` to R:TANH:MSE) and are ignored by others.
+    """
     from bench.datasets import DATASETS  # local: keeps models importable without torchvision at import time
-    from models.codebook import fingerprint, make_codebook, resolve_key
 
     dataset = DATASETS.canonical(dataset)
-    match = _LMCL_NAME.match(model)
-    if match:
-        model, lmcl_s, lmcl_m = "lmcl", float(match["s"]), float(match["m"])
-    kind = KINDS.get(model)
+    kind, named = parse_model_name(model)
     arch = ARCHS.canonical(arch)
-    extra: dict[str, Any] = {}
-    if kind.head == "codeword":
-        _check(
-            codeword_length >= n_classes,
-            f"codeword length {codeword_length} is below the number of classes ({n_classes}); saito2019 uses 128.",
-        )
-        key, is_default = resolve_key(codebook_key)
-        extra.update(
-            codeword_length=codeword_length,
-            codebook=fingerprint(make_codebook(key, n_classes, codeword_length)),
-            codebook_default_key=is_default,
-        )
-    if kind.head == "cosine":
-        _check(lmcl_s > 0, f"LMCL scale s={lmcl_s} must be above 0 (vu2018 uses 10).")
-        _check(0 <= lmcl_m <= 2, f"LMCL margin m={lmcl_m} must be in [0, 2] (cosines differ by at most 2).")
-        extra.update(lmcl_s=float(lmcl_s), lmcl_m=float(lmcl_m))
-    if arch == "densenet":
-        _check(
-            densenet_depth >= 10 and (densenet_depth - 4) % 6 == 0,
-            f"DenseNet-BC depth {densenet_depth} must be 6n + 4 with n >= 1 (e.g. 22, 40, 100).",
-        )
-        _check(densenet_growth >= 1, f"DenseNet growth rate {densenet_growth} must be at least 1.")
-        extra.update(densenet_depth=densenet_depth, densenet_growth=densenet_growth)
+    legacy = {"codeword_length": codeword_length, "lmcl_s": float(lmcl_s), "lmcl_m": float(lmcl_m)}
+    given = {**{k: v for k, v in legacy.items() if k in kind.params}, **named, **(params or {})}
+    values = kind.resolve(given, n_classes)
+    extra: dict[str, Any] = {k: v for k, v in values.items() if k in _BUILT_IN_PARAMS}
+    if kind.codebook:
+        extra.update(_codebook_fields(codebook_key, n_classes, int(values["codeword_length"])))
+    extra.update(_arch_fields(arch, densenet_depth, densenet_growth))
+    if not kind.built_in:
+        extra["kind_params"] = tuple(sorted((k, v) for k, v in values.items() if k not in _BUILT_IN_PARAMS))
+        extra["plugin"] = (("code", kind.code_hash()), ("origin", kind.origin), ("version", kind.version or ""))
     return ModelSpec(dataset=dataset, model=kind.name, arch=arch, train=train or TrainConfig(), **extra)
+
+
+def _codebook_fields(codebook_key: str | None, n_classes: int, length: int) -> dict[str, Any]:
+    from models.codebook import fingerprint, make_codebook, resolve_key
+
+    key, is_default = resolve_key(codebook_key)
+    return {
+        "codeword_length": length,
+        "codebook": fingerprint(make_codebook(key, n_classes, length)),
+        "codebook_default_key": is_default,
+    }
+
+
+def _arch_fields(arch: str, depth: int, growth: int) -> dict[str, Any]:
+    if arch != "densenet":
+        return {}
+    _check(
+        depth >= 10 and (depth - 4) % 6 == 0,
+        f"DenseNet-BC depth {depth} must be 6n + 4 with n >= 1 (e.g. 22, 40, 100).",
+    )
+    _check(growth >= 1, f"DenseNet growth rate {growth} must be at least 1.")
+    return {"densenet_depth": depth, "densenet_growth": growth}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from bench.datasets import Split, load
-from models.spec import KINDS, ModelSpec, TrainConfig, make_spec
+from models.kinds import built_in_kinds
+from models.spec import ModelSpec, TrainConfig, make_spec
 from models.store import ModelStore, StoredModel
 from models.zoo import obtain
 
@@ -46,7 +47,7 @@ def tiny_spec(model: str, **kwargs) -> ModelSpec:
 @pytest.fixture(scope="session")
 def tiny_models(store) -> dict[str, StoredModel]:
     """Each model kind trained for 2 epochs on 3,000 MNIST images (about 90% clean accuracy)."""
-    return {name: obtain(tiny_spec(name), store, progress=False) for name in KINDS.names()}
+    return {name: obtain(tiny_spec(name), store, progress=False) for name in built_in_kinds()}
 
 
 def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str = "whitebox_untargeted", *more: str):

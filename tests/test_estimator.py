@@ -12,11 +12,11 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_p
 )
 
 from models.estimator import make_estimator
+from models.kinds import built_in_kinds
 from models.network import build_network
-from models.spec import KINDS
 from tests.conftest import tiny_spec
 
-ALL_KINDS = KINDS.names()
+ALL_KINDS = built_in_kinds()
 
 
 def stated_loss(spec, network, x, y):

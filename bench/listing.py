@@ -1,0 +1,116 @@
+"""What ``bench ls`` prints: one row per registered thing, with where it comes from (built-in or plugin)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import tomllib
+
+from bench.attacks import ATTACKS
+from bench.datasets import DATASETS
+from bench.errors import ConfigError
+from bench.plan import PRESETS, SETTINGS
+from models.kinds import KINDS
+
+CATEGORIES = ("models", "losses", "attacks", "presets", "settings", "datasets")
+
+
+def rows(category: str) -> list[dict[str, Any]]:
+    """The rows of one category; an unknown category names the valid ones."""
+    makers = {
+        "models": _models,
+        "losses": _losses,
+        "attacks": _attacks,
+        "presets": _presets,
+        "settings": _settings,
+        "datasets": _datasets,
+    }
+    if category not in makers:
+        raise ConfigError(f"unknown category {category!r} for `bench ls`; expected one of: {', '.join(CATEGORIES)}.")
+    return makers[category]()
+
+
+def _origin(origin: str, version: str | None = None) -> str:
+    return f"{origin} {version}" if version else origin
+
+
+def _models() -> list[dict[str, Any]]:
+    out = []
+    for name in KINDS.names():
+        kind = KINDS.get(name)
+        params = ", ".join(f"{k}={v:g}" for k, v in kind.params.items())
+        out.append(
+            {
+                "model": name,
+                "from": _origin(kind.origin, kind.version),
+                "scores": kind.scores,
+                "loss": kind.loss.__name__,
+                "parameters": params or "-",
+                "aliases": ", ".join(kind.aliases) or "-",
+            }
+        )
+    return out
+
+
+def _losses() -> list[dict[str, Any]]:
+    return [
+        {
+            "loss": KINDS.get(n).loss.__name__,
+            "model": n,
+            "from": _origin(KINDS.get(n).origin, KINDS.get(n).version),
+            "parameters": ", ".join(KINDS.get(n).loss_params.values()) or "-",
+        }
+        for n in KINDS.names()
+    ]
+
+
+def _norm(family) -> str:
+    norm = getattr(family, "norm", None)
+    if norm is None:
+        return "minimal"
+    return "L-inf" if norm == math.inf else f"L{norm:g}"
+
+
+def _attacks() -> list[dict[str, Any]]:
+    out = []
+    for name in ATTACKS.names():
+        family = ATTACKS.get(name)
+        targeted = "both" if family.targeted and family.untargeted else "yes" if family.targeted else "no"
+        out.append(
+            {
+                "attack": name,
+                "from": getattr(family, "origin", "built-in"),
+                "norm": _norm(family),
+                "targeted": targeted,
+                "gradient": "yes" if getattr(family, "uses_gradient", True) else "no",
+                "knows the model": "yes" if getattr(family, "knows_model", False) else "no",
+                "implementation": family.implementation,
+            }
+        )
+    return out
+
+
+def _presets() -> list[dict[str, Any]]:
+    out = []
+    for name in PRESETS.names():
+        source = PRESETS.get(name)
+        try:
+            data = tomllib.loads(source.read_text())
+            description = data.get("description", "").split("\n")[0] or "-"
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            description = f"unreadable: {exc}"
+        where = "built-in" if "bench/presets" in str(source).replace("\\", "/") else f"plugin {source}"
+        out.append({"preset": name, "from": where, "description": description})
+    return out
+
+
+def _settings() -> list[dict[str, Any]]:
+    return [{"setting": n, "from": "built-in", "what it measures": SETTINGS.get(n)} for n in SETTINGS.names()]
+
+
+def _datasets() -> list[dict[str, Any]]:
+    return [
+        {"dataset": n, "from": "built-in", "classes": DATASETS.get(n).n_classes, "shape": DATASETS.get(n).shape}
+        for n in DATASETS.names()
+    ]

@@ -1,0 +1,214 @@
+"""Model kinds: each is one description of an output head, its decision scores and its training loss.
+
+A kind says everything the harness needs to train, store, attack and report a model of it: how to build
+its head on a backbone's features, what its per-class scores mean, its training loss and that loss's
+hyperparameters with their defaults and checks, its aliases, what attacks may see of it, and where it
+comes from (built in, or a plugin with its version and a hash of its code, which the model store's key
+includes so that an edited loss retrains). Nothing else in the package branches on a kind's name.
+
+Built-in kinds are the papers' (``O:SOFTMAX:CE``, ``O:SOFTMAX:MSE``, ``R:TANH:MSE``, ``hinge``, ``lmcl``);
+plugins add theirs with ``KINDS.register`` (see ``bench.plugins``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import torch
+from torch import nn
+
+from bench.errors import ConfigError
+from bench.registry import Registry
+from models import losses
+from models.heads import CodewordHead, CosineHead, LinearHead
+
+BUILT_IN = "built-in"
+HeadBuilder = Callable[[int, int, Mapping[str, Any]], nn.Module]  # (feature_dim, n_classes, params) -> head
+LossFunction = Callable[..., torch.Tensor]  # (scores (N, K), labels (N,), **params) -> one loss per example
+Validator = Callable[[Mapping[str, Any], int], None]  # (params, n_classes); raises ConfigError
+
+
+def linear_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -> nn.Module:
+    """A fully connected layer: the scores are the logits."""
+    return LinearHead(feature_dim, n_classes)
+
+
+def cosine_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -> nn.Module:
+    """s * cos(theta) between normalised features and normalised class weights (LMCL)."""
+    return CosineHead(feature_dim, n_classes, s=params["lmcl_s"])
+
+
+def codeword_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -> nn.Module:
+    """tanh outputs of length d; the scores are minus the distance to each codeword."""
+    return CodewordHead(feature_dim, params["codebook"])
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """One model kind. ``params`` are its hyperparameters with defaults; ``head_params`` and
+    ``loss_params`` name which of them the head builder and the loss receive (``loss_params`` maps a
+    parameter to the loss function's keyword)."""
+
+    name: str
+    description: str
+    scores: str  # what the forward's per-class scores are, in words, for reports
+    build_head: HeadBuilder
+    loss: LossFunction
+    params: Mapping[str, Any] = field(default_factory=dict)
+    head_params: tuple[str, ...] = ()
+    loss_params: Mapping[str, str] = field(default_factory=dict)
+    validate: Validator | None = None
+    aliases: tuple[str, ...] = ()
+    codebook: bool = False  # the head is built on a keyed codebook of length ``codeword_length``
+    views: tuple[str, ...] = ("scores", "raw")  # what attacks may see: scores, raw head outputs, codewords
+    origin: str = BUILT_IN  # "built-in", or "plugin <distribution or file>"
+    version: str | None = None  # a plugin's version, part of the store key
+    label: Callable[[Mapping[str, Any]], str] | None = None  # a name with its parameters (lmcl_s10_m0.3)
+    pattern: str | None = None  # a regular expression whose named groups read parameters from such a name
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "loss_params", MappingProxyType(dict(self.loss_params)))
+        unknown = (set(self.head_params) | set(self.loss_params)) - set(self.params) - {"codebook"}
+        if unknown:
+            raise ConfigError(f"model kind {self.name!r} uses parameters it does not declare: {sorted(unknown)}.")
+
+    @property
+    def built_in(self) -> bool:
+        return self.origin == BUILT_IN
+
+    def code_hash(self) -> str:
+        """A hash of the source of the loss and the head builder: an edited plugin gets a new store key."""
+        parts = [_source(self.loss), _source(self.build_head)]
+        if self.validate is not None:
+            parts.append(_source(self.validate))
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    def resolve(self, given: Mapping[str, Any], n_classes: int) -> dict[str, Any]:
+        """The kind's parameters: defaults overridden by ``given``, checked; unknown names are refused."""
+        unknown = sorted(set(given) - set(self.params))
+        if unknown:
+            expected = ", ".join(self.params) or "none"
+            raise ConfigError(f"model {self.name!r} has no parameter {unknown[0]!r}; expected: {expected}.")
+        values = {**self.params, **given}
+        for name, value in values.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"model {self.name!r} parameter {name}={value!r} must be a finite number.")
+        if self.validate is not None:
+            self.validate(values, n_classes)
+        return values
+
+
+def _source(function: Callable[..., Any]) -> str:
+    try:
+        return inspect.getsource(function)
+    except (OSError, TypeError):  # built in C, or defined where no source is kept: its qualified name
+        return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', repr(function))}"
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_codeword(params: Mapping[str, Any], n_classes: int) -> None:
+    length = params["codeword_length"]
+    _check(length == int(length), f"codeword length {length} must be a whole number.")
+    _check(
+        length >= n_classes,
+        f"codeword length {length} is below the number of classes ({n_classes}); saito2019 uses 128.",
+    )
+
+
+def _check_lmcl(params: Mapping[str, Any], n_classes: int) -> None:
+    _check(params["lmcl_s"] > 0, f"LMCL scale s={params['lmcl_s']} must be above 0 (vu2018 uses 10).")
+    _check(
+        0 <= params["lmcl_m"] <= 2, f"LMCL margin m={params['lmcl_m']} must be in [0, 2] (cosines differ by at most 2)."
+    )
+
+
+KINDS: Registry[ModelKind] = Registry("model")
+
+
+def register_kind(kind: ModelKind) -> ModelKind:
+    """Add a model kind (built-in or plugin) under its name and aliases; a name taken twice is refused."""
+    return KINDS.register(kind.name, kind, aliases=kind.aliases)
+
+
+def built_in_kinds() -> list[str]:
+    return [name for name in KINDS.names() if KINDS.get(name).built_in]
+
+
+register_kind(
+    ModelKind(
+        "O:SOFTMAX:CE",
+        "softmax outputs, one-hot targets, cross-entropy",
+        "logits",
+        linear_head,
+        losses.cross_entropy,
+        aliases=("softmax_ce", "cross_entropy", "ce"),
+    )
+)
+register_kind(
+    ModelKind(
+        "O:SOFTMAX:MSE",
+        "softmax outputs, one-hot targets, MSE",
+        "logits",
+        linear_head,
+        losses.softmax_mse,
+        aliases=("softmax_mse", "mse"),
+    )
+)
+register_kind(
+    ModelKind(
+        "R:TANH:MSE",
+        "tanh outputs of length d, MSE to secret random codewords, nearest codeword wins",
+        "negative euclidean distance from the tanh output to each codeword",
+        codeword_head,
+        losses.codeword_mse,
+        params={"codeword_length": 128},
+        loss_params={"codeword_length": "codeword_length"},
+        validate=_check_codeword,
+        aliases=("tanh_mse", "codeword_mse", "codeword"),
+        codebook=True,
+        views=("scores", "raw", "codewords"),
+    )
+)
+register_kind(
+    ModelKind(
+        "hinge",
+        "multi-class hinge loss, margin 1 (vu2018)",
+        "logits",
+        linear_head,
+        losses.hinge,
+        aliases=("multi_class_hinge",),
+    )
+)
+register_kind(
+    ModelKind(
+        "lmcl",
+        "large margin cosine loss (CosFace)",
+        "s * cosine to each class weight",
+        cosine_head,
+        losses.lmcl,
+        params={"lmcl_s": 10.0, "lmcl_m": 0.3},
+        head_params=("lmcl_s",),
+        loss_params={"lmcl_s": "s", "lmcl_m": "m"},
+        validate=_check_lmcl,
+        aliases=("cosface",),
+        label=lambda p: f"lmcl_s{p['lmcl_s']:g}_m{p['lmcl_m']:g}",
+        pattern=r"^lmcl_s(?P<lmcl_s>[0-9.]+)_m(?P<lmcl_m>[0-9.]+)$",
+    )
+)
+
+
+def kind_from_loss(name: str, loss: LossFunction, origin: str, version: str | None = None) -> ModelKind:
+    """A model kind for a bare loss plugin: a linear head whose logits the loss is written on."""
+    doc = inspect.getdoc(loss) or f"the {name} loss on logits"
+    return ModelKind(name, doc.splitlines()[0], "logits", linear_head, loss, origin=origin, version=version)
