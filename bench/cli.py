@@ -697,3 +697,15 @@ def list_registered(category) -> None:
         if not category:
             click.echo(f"\n{name}:")
         click.echo(tabulate(rows(name), headers="keys"))
+
+
+def _add_commands() -> None:
+    """Commands that live in their own modules."""
+    from bench.evaluate_cli import evaluate
+    from bench.export_cli import export
+
+    main.add_command(export)
+    main.add_command(evaluate)
+
+
+_add_commands()

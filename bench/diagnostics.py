@@ -22,6 +22,7 @@ import json
 import torch
 
 from bench.metrics import wilson_interval
+from models.estimator import codebook_of
 
 SETTING = "diagnostics"
 VANISHING = 1e-8
@@ -44,8 +45,8 @@ def diagnostic_hash(check: str, model_key: str, n: int, seed: int) -> str:
 @torch.no_grad()
 def _saturated(est, x: torch.Tensor) -> torch.Tensor:
     network = est.network
-    if getattr(network.head, "codebook", None) is not None:
-        outputs = network.raw_outputs(x)
+    if codebook_of(network) is not None:
+        outputs = est.raw_outputs(x)
         return (outputs.abs() >= 1 - SATURATED).float().mean(1) > 0.5
     return network(x).softmax(1).amax(1) >= 1 - SATURATED
 

@@ -62,11 +62,23 @@ def _estimate(plan: Plan, options: MatrixOptions) -> str:
     )
 
 
-def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path) -> str:
+def execute(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path | None):
+    """Run the plan into the results store under ``out`` (default BENCH_HOME/results); write the dataset's
+    report when ``reports_dir`` is given. Returns (summary, results store, report path or None)."""
     folder = out or bench_home() / "results"
     store = ResultsStore(folder / "results.sqlite")
     summary = MatrixRunner(options, store, folder).run(plan)
-    path = write_report(plan.cells[0].dataset if plan.cells else options.dataset, store, reports_dir, out)
+    dataset = plan.cells[0].dataset if plan.cells else options.dataset
+    if reports_dir is None:
+        from bench.worst_case import store_worst_cases
+
+        store_worst_cases(store, dataset)
+        return summary, store, None
+    return summary, store, write_report(dataset, store, reports_dir, out)
+
+
+def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path) -> str:
+    summary, _, path = execute(plan, options, out, reports_dir)
     return _summary_text(summary, path)
 
 

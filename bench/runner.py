@@ -19,12 +19,14 @@ from tqdm.auto import tqdm
 
 from bench import datasets, diagnostics
 from bench.craft import Crafter, SampleSet, sample_set
+from bench.errors import ConfigError
 from bench.metrics import perturbation_sizes, wilson_interval
 from bench.passes import Throughput, measure_throughput
 from bench.plan import Cell, Preset, expand, load_preset
 from bench.provenance import git_commit, versions
 from bench.results import Record, ResultsStore
 from models.estimator import BenchClassifier, make_estimator
+from models.external import ExternalModel
 from models.inference import predict_scores
 from models.spec import ModelSpec, make_spec
 from models.store import ModelStore
@@ -48,24 +50,31 @@ class MatrixOptions:
     data_dir: Path | None = None
     codebook_key: str | None = None
     progress: bool = True
+    external: tuple[ExternalModel, ...] = ()  # networks of your own, evaluated beside (or instead of) the zoo
 
 
 @dataclass
 class Plan:
     preset: Preset
-    specs: dict[str, ModelSpec]  # label -> spec
+    specs: dict[str, ModelSpec | ExternalModel]  # label -> what to train or take
     cells: list[Cell]
 
 
 def make_plan(options: MatrixOptions) -> Plan:
-    """Validate every name and parameter and expand the preset; no model is touched yet."""
+    """Validate every name and parameter and expand the preset; no model is touched yet.
+
+    With ``external`` models the preset's own models are left out unless ``models`` names some."""
     preset = load_preset(options.preset)
-    names = options.models or preset.models
-    specs: dict[str, ModelSpec] = {}
+    names = options.models or (() if options.external else preset.models)
+    specs: dict[str, ModelSpec | ExternalModel] = {}
     training = preset.train_config()
     for name in names:
         spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key)
         specs[spec.loss_label] = spec
+    for model in options.external:
+        if model.label in specs:
+            raise ConfigError(f"model label {model.label!r} is taken by a zoo model; give your model another name.")
+        specs[model.label] = model
     from bench.attacks import ATTACKS
     from bench.plan import SETTINGS
 
@@ -174,8 +183,10 @@ class MatrixRunner:
                 )
                 summary.diagnostics += 1
 
-    def _estimator(self, spec: ModelSpec) -> BenchClassifier:
+    def _estimator(self, spec: ModelSpec | ExternalModel) -> BenchClassifier:
         key = spec.key()
+        if key not in self._estimators and isinstance(spec, ExternalModel):
+            self._estimators[key] = spec.estimator(self.options.device)
         if key not in self._estimators:
             o = self.options
             stored = obtain(

@@ -63,12 +63,14 @@ class BenchClassifier(PyTorchClassifier):
         return self._model._model
 
     def raw_outputs(self, x: torch.Tensor) -> torch.Tensor:
-        return self.network.raw_outputs(x)
+        """The head's raw vector; a network of your own without ``raw_outputs`` shows its scores."""
+        raw = getattr(self.network, "raw_outputs", None)
+        return raw(x) if raw is not None else self.network(x)
 
     def target_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(outputs, targets): the output vectors and one target row per class, as the loss compares them."""
-        raw = self.network.raw_outputs(x)
-        codebook = getattr(self.network.head, "codebook", None)
+        raw = self.raw_outputs(x)
+        codebook = codebook_of(self.network)
         if codebook is not None:
             return raw, codebook
         return raw, torch.eye(self.nb_classes, dtype=raw.dtype, device=raw.device)
@@ -89,6 +91,11 @@ class BenchClassifier(PyTorchClassifier):
         if given_numpy:
             return grad.cpu().numpy().astype(x.dtype, copy=False)
         return grad.to(x.dtype)
+
+
+def codebook_of(network: torch.nn.Module) -> torch.Tensor | None:
+    """The codewords of a codeword head (R:TANH:MSE), or None for any other network."""
+    return getattr(getattr(network, "head", None), "codebook", None)
 
 
 def make_estimator(

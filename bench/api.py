@@ -1,0 +1,192 @@
+"""The Python API: everything the command line does, as functions (``import bench``).
+
+>>> import bench
+>>> run = bench.run_matrix("mnist", preset="quick", attacks=["fgsm"], out="runs/try")
+>>> bench.results("runs/try").query("attack == 'fgsm'")[["model", "eps", "rate", "ci_low", "ci_high"]]
+
+Each function takes the same options as its command, writes to the same stores (BENCH_HOME, or ``out``)
+and resumes the same way. Plugins (entry points, ``BENCH_PLUGINS``) load on the first call; pass
+``plugins=`` for a ``--plugin`` path. ``evaluate`` runs a preset's cells on a network of your own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from bench.datasets import DATASETS, dataset_info
+from bench.plugins import load_plugins
+from bench.runner import MatrixOptions, RunSummary, make_plan
+
+
+@dataclass
+class MatrixRun:
+    """What a matrix run did: its summary, where its results are, and the report it wrote (if any)."""
+
+    summary: RunSummary
+    results_path: Path
+    report: Path | None
+
+    def frame(self) -> pd.DataFrame:
+        """The run's results store as a DataFrame (``bench.results``)."""
+        return results(self.results_path)
+
+
+def _names(values: Iterable[str] | str | None) -> tuple[str, ...] | None:
+    if values is None:
+        return None
+    return (values,) if isinstance(values, str) else tuple(values)
+
+
+def _options(dataset: str, preset: str, plugins: Iterable[str], **kwargs: Any) -> MatrixOptions:
+    load_plugins(tuple(plugins))
+    for name in ("models", "attacks", "settings"):
+        kwargs[name] = _names(kwargs.get(name))
+    kwargs["n_samples"] = dict(kwargs.get("n_samples") or {})
+    return MatrixOptions(dataset=DATASETS.canonical(dataset), preset=str(preset), **kwargs)
+
+
+def run_matrix(
+    dataset: str,
+    preset: str | Path = "paper",
+    *,
+    out: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    plugins: Iterable[str] = (),
+    **options: Any,
+) -> MatrixRun:
+    """``bench matrix``: run every cell of ``preset`` not yet in the store under ``out`` (default
+    BENCH_HOME/results), and write ``reports_dir/<dataset>/`` when ``reports_dir`` is given.
+
+    ``options`` are ``bench.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
+    n_samples ({attack: images}), seed, device, transfer_matrix, batch_size, data_dir, codebook_key, progress,
+    external (networks of your own; see ``evaluate``).
+    """
+    from bench.matrix_cli import execute
+
+    opts = _options(dataset, str(preset), plugins, **options)
+    out_path = Path(out) if out is not None else None
+    summary, store, report_path = execute(make_plan(opts), opts, out_path, _path(reports_dir))
+    return MatrixRun(summary, store.path.parent, report_path)
+
+
+def evaluate(
+    module: nn.Module,
+    dataset: str,
+    preset: str | Path = "quick",
+    *,
+    name: str = "mine",
+    loss: str | Callable[..., torch.Tensor] | None = None,
+    out: str | Path | None = None,
+    reports_dir: str | Path | None = None,
+    plugins: Iterable[str] = (),
+    **options: Any,
+) -> MatrixRun:
+    """Run ``preset``'s cells on ``module``, any network that maps images (N, C, H, W) in [0, 1] to one score
+    per class, as it is: no training. ``loss`` is what the attacks that use the model's own loss ascend
+    (None: cross-entropy on the scores; a built-in loss name; or ``loss(scores, labels) -> (N,)``).
+    ``models=[...]`` adds zoo models to the same run (then transfer cells from the preset's source apply).
+    Results, reports, flags and the worst case are the zoo's.
+    """
+    from models.external import external_model
+
+    load_plugins(tuple(plugins))
+    info = dataset_info(DATASETS.canonical(dataset))
+    model = external_model(module, name, info.name, info.shape, info.n_classes, loss)
+    external = (*options.pop("external", ()), model)
+    return run_matrix(dataset, preset, out=out, reports_dir=reports_dir, plugins=plugins, external=external, **options)
+
+
+def results(path: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
+    """A results store (folder or .sqlite; default BENCH_HOME/results) as a DataFrame: one row per cell,
+    every attack parameter its own column (``bench export`` writes the same table)."""
+    from bench.frame import results_frame
+    from bench.paths import bench_home
+
+    return results_frame(Path(path) if path is not None else bench_home() / "results", dataset)
+
+
+def train(
+    dataset: str,
+    model: str,
+    *,
+    arch: str = "cnn",
+    params: dict[str, float] | None = None,
+    device: str = "cpu",
+    data_dir: str | Path | None = None,
+    codebook_key: str | None = None,
+    force: bool = False,
+    progress: bool = True,
+    plugins: Iterable[str] = (),
+    **train_config: Any,
+):
+    """``bench train``: the stored model of this configuration, trained first if the store lacks it.
+    ``train_config`` are ``models.spec.TrainConfig`` fields (epochs, batch_size, lr, seed, n_train, ...);
+    ``params`` the model kind's parameters (``bench ls models``). Returns a ``models.store.StoredModel``."""
+    from models.spec import TrainConfig, make_spec
+    from models.zoo import obtain
+
+    load_plugins(tuple(plugins))
+    spec = make_spec(dataset, model, arch, TrainConfig(**train_config), codebook_key=codebook_key, params=params)
+    return obtain(spec, data_dir=data_dir, device=device, codebook_key=codebook_key, progress=progress, force=force)
+
+
+def report(dataset: str, results: str | Path | None = None, reports_dir: str | Path = "reports") -> Path:
+    """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone."""
+    from bench.matrix_cli import results_store, write_report
+
+    dataset = DATASETS.canonical(dataset)
+    out = Path(results) if results is not None else None
+    return write_report(dataset, results_store(out), Path(reports_dir), out)
+
+
+def baseline(
+    dataset: str,
+    preset: str | Path = "quick",
+    *,
+    results: str | Path | None = None,
+    out: str | Path | None = None,
+    plugins: Iterable[str] = (),
+    **options: Any,
+) -> Path:
+    """``bench baseline``: run ``preset`` (or read the store ``results``) and write its baseline JSON."""
+    from bench.gate import make_baseline, write_baseline
+    from bench.gate_cli import plan_records
+
+    opts = _options(dataset, str(preset), plugins, **options)
+    records = plan_records(opts, _path(results), run=results is None)
+    path = Path(out) if out else Path("reports") / "baselines" / f"{opts.dataset}-{Path(str(preset)).stem}.json"
+    write_baseline(path, make_baseline(records, opts.dataset, str(preset)))
+    return path
+
+
+def check(
+    dataset: str,
+    baseline: str | Path,
+    preset: str | Path = "quick",
+    *,
+    results: str | Path | None = None,
+    tolerance: float = 0.0,
+    strict: bool = False,
+    plugins: Iterable[str] = (),
+    **options: Any,
+):
+    """``bench check``: compare a run of ``preset`` (or the store ``results``) with ``baseline``.
+    Returns a ``bench.gate.GateResult``: ``.failed`` and ``.markdown()``."""
+    from bench.gate import compare, read_baseline
+    from bench.gate_cli import plan_records
+
+    base = read_baseline(baseline)
+    opts = _options(dataset, str(preset), plugins, **options)
+    records = plan_records(opts, _path(results), run=results is None)
+    return compare(base, records, tolerance=tolerance, strict=strict)
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return Path(value) if value is not None else None
