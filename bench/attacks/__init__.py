@@ -251,7 +251,7 @@ _register()
 
 
 def _register_adaptive() -> None:
-    from bench.attacks_adaptive import register  # the attacks that know the model, in their own module
+    from bench.attacks.adaptive import register  # the attacks that know the model, in their own module
 
     register()
 
