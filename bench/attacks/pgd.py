@@ -1,0 +1,25 @@
+"""PGD: Madry et al. (2018), "Towards Deep Learning Models Resistant to Adversarial Attacks"; BIM from one uniform
+random start in the L-inf ball of radius ``eps`` (ART's ProjectedGradientDescent)."""
+
+from __future__ import annotations
+
+import math
+
+from bench.attacks.family import EPS, ITER, LOSS_VIEW, AttackFamily, art_class, iterations
+
+
+def _build(est, a, targeted, bs):
+    return art_class("ProjectedGradientDescent")(
+        est, norm=math.inf, targeted=targeted, batch_size=bs, verbose=False, num_random_init=1, **a
+    )
+
+
+PGD = AttackFamily(
+    "pgd",
+    "ART ProjectedGradientDescent (L-inf, one random start)",
+    LOSS_VIEW,
+    _build,
+    {"eps_step": 0.01, "max_iter": 40},
+    {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
+    cost=iterations,
+)
