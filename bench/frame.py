@@ -72,10 +72,8 @@ _TEXT = ("cell_hash", "name", "dataset", "model", "model_key", "setting", "sourc
 _TEXT += ("status", "metric", "error", "device", "commit_id", "created")
 _INTEGERS = ("n_samples", "seed", "n", "hits", "forward_passes", "backward_passes")
 _BOOLEANS = ("targeted", "craft_reused")
-_FLOATS = (
-    ("value", "rate", "ci_low", "ci_high", "clean_accuracy", "l2_mean", "l2_median", "linf_mean", "linf_median")
-    + ("seconds", "craft_seconds", "examples_per_second", "pass_seconds")
-)
+_FLOATS = ("value", "rate", "ci_low", "ci_high", "clean_accuracy", "l2_mean", "l2_median", "linf_mean")
+_FLOATS += ("linf_median", "seconds", "craft_seconds", "examples_per_second", "pass_seconds")
 
 
 def results_frame(source: ResultsStore | str | Path, dataset: str | None = None) -> pd.DataFrame:
