@@ -7,17 +7,41 @@ so a clean model with small samples stays quiet, and a flag is evidence, not noi
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 from bench import diagnostics
+from bench.attacks import attack_names
+from bench.attacks.family import ITERATIVE, SINGLE
 from bench.metrics import interval_text
 from bench.results import Record
 
-SINGLE_STEP = ("fgsm",)
-ITERATIVE = ("bim", "mim", "pgd", "pgd_margin", "pgd_margin_pretanh", "apgd")
-GRADIENT_FREE = ("square",)
-GRADIENT = (*SINGLE_STEP, *ITERATIVE)
+# Which attacks each check compares, asked of the registry's descriptions. Flags compare accuracies at the
+# same eps, so only L-inf attacks take part (an L2 eps is another radius; minimal attacks have none).
+
+
+def single_step_attacks() -> tuple[str, ...]:
+    """L-inf attacks of one gradient step (FGSM)."""
+    return attack_names(lambda f: f.norm == math.inf and f.steps == SINGLE)
+
+
+def iterative_attacks() -> tuple[str, ...]:
+    """L-inf gradient attacks that iterate (BIM, MIM, PGD, margin PGD, APGD); not an ensemble (AutoAttack),
+    which keeps the first success of several attacks and so cannot be weaker than one step for want of
+    converging."""
+    return attack_names(lambda f: f.norm == math.inf and f.uses_gradient and f.steps == ITERATIVE)
+
+
+def gradient_free_attacks() -> tuple[str, ...]:
+    """L-inf attacks that only query the scores (Square)."""
+    return attack_names(lambda f: f.norm == math.inf and not f.uses_gradient)
+
+
+def gradient_attacks() -> tuple[str, ...]:
+    return (*single_step_attacks(), *iterative_attacks())
+
+
 LARGE_EPS = 0.5  # on [0, 1] pixels, an L-inf ball this large contains images of every class
 CHANCE_SLACK = 0.05  # accuracy this far above chance at LARGE_EPS still counts as "at chance"
 
@@ -50,10 +74,11 @@ def iterative_weaker_than_single_step(records: list[Record]) -> list[Flag]:
     """An iterative attack that leaves more images correct than FGSM at the same eps is not converging
     (or the loss surface masks its gradient)."""
     flags = []
+    single_step, iterative = single_step_attacks(), iterative_attacks()
     for model, recs in _untargeted(records).items():
         white = [r for r in recs if r.setting == "whitebox_untargeted"]
-        for single in (r for r in white if r.attack in SINGLE_STEP):
-            for it in (r for r in white if r.attack in ITERATIVE and r.value == single.value):
+        for single in (r for r in white if r.attack in single_step):
+            for it in (r for r in white if r.attack in iterative and r.value == single.value):
                 if _above(it, single):
                     flags.append(Flag("iterative_vs_single_step", model, f"{_fmt(it)} above {_fmt(single)}"))
     return flags
@@ -80,9 +105,10 @@ def whitebox_weaker_than_transfer(records: list[Record]) -> list[Flag]:
 def not_at_chance_at_large_eps(records: list[Record], n_classes: int = 10) -> list[Flag]:
     """At eps >= 0.5 every attack worth the name should bring accuracy to chance."""
     flags = []
+    gradient = gradient_attacks()
     for model, recs in _untargeted(records).items():
         large = [
-            r for r in recs if r.setting == "whitebox_untargeted" and r.value >= LARGE_EPS and r.attack in GRADIENT
+            r for r in recs if r.setting == "whitebox_untargeted" and r.value >= LARGE_EPS and r.attack in gradient
         ]
         if large:
             best = min(large, key=lambda r: r.rate)
@@ -94,10 +120,11 @@ def not_at_chance_at_large_eps(records: list[Record], n_classes: int = 10) -> li
 def gradient_free_stronger(records: list[Record]) -> list[Flag]:
     """A query-only attack that beats every gradient attack at the same eps means the gradients mislead."""
     flags = []
+    gradient_free, gradient = gradient_free_attacks(), gradient_attacks()
     for model, recs in _untargeted(records).items():
         white = [r for r in recs if r.setting == "whitebox_untargeted"]
-        for free in (r for r in white if r.attack in GRADIENT_FREE):
-            grads = [r for r in white if r.attack in GRADIENT and r.value == free.value]
+        for free in (r for r in white if r.attack in gradient_free):
+            grads = [r for r in white if r.attack in gradient and r.value == free.value]
             if grads and all(_above(g, free) for g in grads):
                 best = min(grads, key=lambda r: r.rate)
                 flags.append(
@@ -144,8 +171,15 @@ def _budget_text(r: Record) -> str:
     return f"budget {_budget(r):g}"
 
 
-PAPERS = ("fgsm", "bim", "mim", "pgd")  # the papers' L-inf attacks, all on the model's loss
-KNOWS_THE_MODEL = ("pgd_margin", "pgd_margin_pretanh", "apgd", "autoattack")  # gradient attacks of the harness
+def papers_attacks() -> tuple[str, ...]:
+    """The papers' L-inf attacks (FGSM, BIM, MIM, PGD), all on the model's loss."""
+    return attack_names(lambda f: f.norm == math.inf and f.papers)
+
+
+def attacks_that_know_the_model() -> tuple[str, ...]:
+    """The harness's L-inf gradient attacks built to read the decision rule (margin PGD, its pre-tanh view, APGD,
+    AutoAttack)."""
+    return attack_names(lambda f: f.norm == math.inf and f.knows_model and f.uses_gradient)
 
 
 def papers_attacks_overstate(records: list[Record]) -> list[Flag]:
@@ -153,11 +187,12 @@ def papers_attacks_overstate(records: list[Record]) -> list[Flag]:
     every one of the papers' attacks at the same eps: the robustness the papers' tables show is the attack's
     weakness, not the model's strength (Tramer et al. 2020)."""
     flags = []
+    papers_names, knowing_names = papers_attacks(), attacks_that_know_the_model()
     for model, recs in _untargeted(records).items():
         white = [r for r in recs if r.setting == "whitebox_untargeted"]
         for eps in sorted({r.value for r in white}):
-            papers = [r for r in white if r.attack in PAPERS and r.value == eps]
-            knowing = [r for r in white if r.attack in KNOWS_THE_MODEL and r.value == eps]
+            papers = [r for r in white if r.attack in papers_names and r.value == eps]
+            knowing = [r for r in white if r.attack in knowing_names and r.value == eps]
             if papers and knowing:
                 best_paper, best_known = min(papers, key=lambda r: r.rate), min(knowing, key=lambda r: r.rate)
                 if _above(best_paper, best_known):

@@ -51,6 +51,14 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(self._entries)
 
+    def values(self) -> list[T]:
+        """The entries in registration order (aliases not repeated), for queries over what is registered."""
+        return list(self._entries.values())
+
+    def items(self) -> list[tuple[str, T]]:
+        """(canonical name, entry) pairs in registration order."""
+        return list(self._entries.items())
+
     def _unknown_message(self, name: str) -> str:
         valid = ", ".join(self._entries)
         close = difflib.get_close_matches(name.casefold(), list(self._lookup), n=1, cutoff=0.6)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
 from collections import defaultdict
 from collections.abc import Callable
 
 import numpy as np
 
+from bench.attacks import ATTACKS
 from bench.datasets import draw_indices, load
 from bench.metrics import wilson_interval
 from bench.results import Record, ResultsStore
@@ -45,12 +47,18 @@ def image_indices(record: Record) -> np.ndarray:
     return draw_indices(_test_size(record.dataset), record.n, record.seed or 0)
 
 
+def linf_ball(attack: str) -> bool:
+    """The registered attack bounds its examples by an L-inf ball of radius eps, so its eps is comparable to the
+    others'; an L2 radius is not, and an attack not registered here has no known norm."""
+    return attack in ATTACKS and ATTACKS.get(attack).norm == math.inf
+
+
 def worst_case_records(records: list[Record], indices: Indices = image_indices) -> list[Record]:
     """One ``worst_case`` record per (dataset, model, L-inf eps, seed) with at least two untargeted attacks."""
     groups: dict[tuple, list[Record]] = defaultdict(list)
     for r in records:
         if r.status == "ok" and r.setting in UNTARGETED and r.param == "eps" and r.attack != ATTACK:
-            if r.attack != "square_l2" and r.per_example is not None:  # L-inf radii only
+            if linf_ball(r.attack) and r.per_example is not None:
                 groups[(r.dataset, r.model_key, r.value, r.seed or 0)].append(r)
     out = []
     for (dataset, model_key, eps, _), members in sorted(groups.items(), key=lambda kv: str(kv[0])):

@@ -4,7 +4,10 @@ and stays quiet on a consistent set of results."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
+from bench import flags
+from bench.attacks import ATTACKS
 from bench.flags import all_flags
 from bench.metrics import wilson_interval
 from bench.results import Record
@@ -94,3 +97,32 @@ def test_a_blind_gradient_warns_but_the_verdict_follows_the_attacks_that_know_th
     overstated = [*agreeing, cell("pgd_margin", 0.2, 0), cell("mim", 0.2, 250), blind]
     text = robustness_section(overstated)
     assert "**m**: does not hold: papers_attacks_overstate, gradient_vanishing" in text
+
+
+def test_the_checks_compare_the_attacks_the_registry_describes():
+    """The lists the checks compare are asked of each family's description; for the built-in families they are
+    the lists once typed by hand here and in the report."""
+    from bench.reports import robustness
+
+    assert flags.single_step_attacks() == ("fgsm",)
+    assert flags.iterative_attacks() == ("bim", "mim", "pgd", "pgd_margin", "pgd_margin_pretanh", "apgd")
+    assert flags.gradient_free_attacks() == ("square",)
+    assert flags.gradient_attacks() == ("fgsm", "bim", "mim", "pgd", "pgd_margin", "pgd_margin_pretanh", "apgd")
+    assert flags.papers_attacks() == ("fgsm", "bim", "mim", "pgd")
+    assert flags.attacks_that_know_the_model() == ("pgd_margin", "pgd_margin_pretanh", "apgd", "autoattack")
+    assert robustness.verdict_attacks() == ("pgd_margin", "square")
+    assert set(robustness.harness_attacks()) == {"pgd_margin", "pgd_margin_pretanh", "apgd", "autoattack", "square"}
+
+
+def test_a_family_registered_later_takes_part_by_its_description(monkeypatch):
+    """A new gradient-free L-inf family is compared like Square; the same family with an L2 ball is not, since
+    its eps is another radius."""
+    free = dataclasses.replace(ATTACKS.get("square"), name="my_queries", needed_for_verdict=False)
+    records = [cell("pgd", 0.3, 450), cell("fgsm", 0.3, 460), cell("my_queries", 0.3, 20)]
+    assert all_flags(records) == []  # not registered: no description, no comparison
+    monkeypatch.setattr(ATTACKS, "_entries", {**ATTACKS._entries, "my_queries": free})
+    assert "my_queries" in flags.gradient_free_attacks()
+    assert {f.check for f in all_flags(records)} == {"gradient_free_vs_gradient"}
+    l2 = dataclasses.replace(free, norm=2, ranges={**free.ranges, "eps": (0.0, 100.0)})
+    monkeypatch.setattr(ATTACKS, "_entries", {**ATTACKS._entries, "my_queries": l2})
+    assert all_flags(records) == [] and l2.norm != math.inf

@@ -38,3 +38,10 @@ def test_duplicate_names_are_refused():
     reg = make()
     with pytest.raises(ValueError, match="already registered"):
         reg.register("Hinge", 3)
+
+
+def test_values_and_items_follow_registration_order_without_repeating_aliases():
+    reg = make()
+    assert reg.values() == [1, 2]
+    assert reg.items() == [("O:SOFTMAX:CE", 1), ("hinge", 2)]
+    assert list(reg) == reg.names() == ["O:SOFTMAX:CE", "hinge"]

@@ -71,10 +71,20 @@ def test_an_image_is_robust_only_if_every_attack_failed_on_it():
 @pytest.mark.parametrize("seed", range(5))
 def test_never_above_any_single_attack(seed):
     rng = np.random.default_rng(seed)
-    records = [_record(f"a{i}", rng.integers(0, 2, size=int(rng.integers(5, 40))).tolist()) for i in range(4)]
+    attacks = ("fgsm", "bim", "mim", "pgd")
+    records = [_record(a, rng.integers(0, 2, size=int(rng.integers(5, 40))).tolist()) for a in attacks]
     (worst,) = worst_case_records(records, PREFIX)
     for r in records:
         assert worst.rate <= per_example(r)[: worst.n].mean()
+
+
+def test_only_l_inf_radii_are_pooled():
+    """An L2 eps of the same value is another radius, and an attack the registry does not know has no known
+    norm: neither joins the L-inf worst case."""
+    linf = [_record("fgsm", [1, 1, 1, 1]), _record("pgd", [1, 1, 1, 0])]
+    (worst,) = worst_case_records([*linf, _record("square_l2", [0, 0, 0, 0]), _record("unknown", [0, 0, 0, 0])], PREFIX)
+    assert worst.config["components"] == ["d/x/fgsm[eps=0.1]/m", "d/x/pgd[eps=0.1]/m"] and worst.hits == 3
+    assert worst_case_records([_record("square_l2", [1, 0]), _record("pgd_l2", [0, 1])], PREFIX) == []
 
 
 def test_worst_case_of_a_real_run(tmp_path):
@@ -99,11 +109,11 @@ def test_worst_case_of_a_real_run(tmp_path):
 
 def test_a_stale_worst_case_is_replaced_not_kept(tmp_path):
     store = ResultsStore(tmp_path / "r.sqlite")
-    records = [_record(f"a{i}", [1, 1, 0, 1]) for i in range(2)]
+    records = [_record(a, [1, 1, 0, 1]) for a in ("fgsm", "bim")]
     for r in records:
         store.put(r)
     first = store_worst_cases(store, "d", PREFIX)
-    store.put(_record("a2", [0, 0, 0, 0]))  # a new, stronger attack: a new worst case
+    store.put(_record("mim", [0, 0, 0, 0]))  # a new, stronger attack: a new worst case
     second = store_worst_cases(store, "d", PREFIX)
     stored = [r for r in store.records() if r.attack == "worst_case"]
     assert [r.cell_hash for r in stored] == [second[0].cell_hash] != [first[0].cell_hash]

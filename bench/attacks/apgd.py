@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, ITER, RESTARTS, AttackFamily, art_class, restarts
+from bench.attacks.family import EPS, ITER, ITERATIVE, RESTARTS, AttackFamily, art_class, restarts
 
 
 def _build(est, a, targeted, bs):
@@ -24,4 +24,9 @@ APGD = AttackFamily(
     {"max_iter": 100, "nb_random_init": 1},
     {"eps": EPS, "eps_step": (0.0, 2.0), "max_iter": ITER, "nb_random_init": RESTARTS},
     cost=restarts,
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=True,
+    steps=ITERATIVE,
+    origin="ART",
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, AttackFamily, art_class
+from bench.attacks.family import ENSEMBLE, EPS, AttackFamily, art_class
 
 
 def _build(est, a, targeted, bs):
@@ -22,4 +22,9 @@ AUTOATTACK = AttackFamily(
     {"eps": EPS, "eps_step": (0.0, 1.0)},
     targeted=False,
     cost=lambda p: 4 * 100 * 5,  # four attacks, about 100 iterations and 5 restarts each
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=True,
+    steps=ENSEMBLE,
+    origin="ART",
 )

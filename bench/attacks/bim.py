@@ -3,7 +3,9 @@ steps of ``eps_step``, clipped to the L-inf ball of radius ``eps`` (ART's BasicI
 
 from __future__ import annotations
 
-from bench.attacks.family import EPS, ITER, LOSS_VIEW, AttackFamily, art_class, iterations
+import math
+
+from bench.attacks.family import EPS, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, art_class, iterations
 
 
 def _build(est, a, targeted, bs):
@@ -18,4 +20,10 @@ BIM = AttackFamily(
     {"eps_step": 0.05, "max_iter": 10},
     {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
     cost=iterations,
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=False,
+    steps=ITERATIVE,
+    papers=True,
+    origin="ART",
 )

@@ -5,7 +5,7 @@ attacks: no eps ball; ``c`` is C&W's ``initial_const``."""
 
 from __future__ import annotations
 
-from bench.attacks.family import CONST, ITER, AttackFamily, art_class, ext_class, searches
+from bench.attacks.family import CONST, ITER, ITERATIVE, AttackFamily, art_class, ext_class, searches
 
 RANGES = {
     "c": CONST,
@@ -37,6 +37,12 @@ CW_L2_ART = AttackFamily(
     RANGES,
     rename={"c": "initial_const"},
     cost=lambda p: 19 * searches(p),  # measured: about 19x the passes it needs
+    norm=None,
+    uses_gradient=True,
+    knows_model=False,
+    steps=ITERATIVE,
+    papers=True,
+    origin="ART",
 )
 CW_L2 = AttackFamily(
     "cw_l2",
@@ -47,6 +53,13 @@ CW_L2 = AttackFamily(
     RANGES,
     rename={"c": "initial_const"},
     cost=searches,
+    norm=None,
+    uses_gradient=True,
+    knows_model=False,  # the stock attacker: raw outputs taken for logits
+    steps=ITERATIVE,
+    papers=True,
+    needs_view="raw",
+    origin="bench attacks_ext",
 )
 CW_L2_CODEWORD = AttackFamily(
     "cw_l2_codeword",
@@ -57,4 +70,11 @@ CW_L2_CODEWORD = AttackFamily(
     RANGES,
     rename={"c": "initial_const"},
     cost=searches,
+    norm=None,
+    uses_gradient=True,
+    knows_model=True,  # saito2019's tailored attack reads the codewords the decision compares
+    steps=ITERATIVE,
+    papers=True,
+    needs_view="raw",
+    origin="bench attacks_ext",
 )

@@ -3,7 +3,7 @@ repeated (ART's DeepFool). A minimal-perturbation attack: no eps ball, untargete
 
 from __future__ import annotations
 
-from bench.attacks.family import ITER, AttackFamily, art_class
+from bench.attacks.family import ITER, ITERATIVE, AttackFamily, art_class
 
 
 def _build(est, a, targeted, bs):
@@ -19,4 +19,10 @@ DEEPFOOL = AttackFamily(
     {"max_iter": ITER, "nb_grads": (2, 1000), "epsilon": (0.0, 10.0)},
     targeted=False,
     cost=lambda p: p["max_iter"] * p["nb_grads"],
+    norm=None,
+    uses_gradient=True,
+    knows_model=False,
+    steps=ITERATIVE,
+    papers=True,
+    origin="ART",
 )

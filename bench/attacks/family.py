@@ -1,5 +1,10 @@
 """What an attack family is, and the pieces its descriptions share (parameter ranges, views, cost estimates).
 
+A family's description carries every fact the rest of the harness asks of it, so that nothing else lists
+attack names: its norm (the worst case pools L-inf radii only), whether it reads a gradient, whether it was
+built to read the model's decision rule, single step / iterative / ensemble, whether the papers ran it,
+whether the report's verdict needs it, which view of the model it needs, and where its code comes from.
+
 Presets use the papers' parameter names (``eps``, ``c``, ``max_iter``, ``eps_step``); each family
 maps them onto its implementation's arguments (``c`` is CW's ``initial_const``; for L-BFGS it is
 Cleverhans's constant on the loss, which our Szegedy-form attack takes as ``initial_const = 1 / c``).
@@ -16,6 +21,9 @@ from art.attacks import EvasionAttack
 
 from bench.errors import ConfigError
 
+SINGLE, ITERATIVE, ENSEMBLE = "single", "iterative", "ensemble"
+STEPS = (SINGLE, ITERATIVE, ENSEMBLE)
+NORMS = (math.inf, 2, None)
 Builder = Callable[[Any, dict[str, Any], bool, int], EvasionAttack]
 INTEGER_PARAMS = frozenset(
     {"max_iter", "binary_search_steps", "nb_grads", "num_random_init", "nb_random_init", "nb_restarts"}
@@ -24,6 +32,16 @@ INTEGER_PARAMS = frozenset(
 
 @dataclass(frozen=True)
 class AttackFamily:
+    """One attack family: how to build it, its parameters, and the facts reports, flags and the worst case ask.
+
+    The facts are keyword-only. ``norm``, ``uses_gradient``, ``knows_model`` and ``steps`` have no default:
+    a new family states them. ``norm`` is ``math.inf`` or ``2`` for an attack bounded by
+    an ``eps`` ball (then ``eps`` is one of its parameters), ``None`` for a minimal-perturbation attack that
+    searches for the smallest change (CW, DeepFool, L-BFGS: no ``eps``). ``steps`` is ``"single"`` (one
+    gradient step), ``"iterative"``, or ``"ensemble"`` (runs several attacks and keeps each image's first
+    success, as AutoAttack does: compared neither as one iterative attack nor as a gradient-free one).
+    """
+
     name: str
     implementation: str  # who wrote the code: "ART <class>" or "bench <class>"
     sees: str  # which view of the model the attack works from, for the reports
@@ -34,6 +52,24 @@ class AttackFamily:
     untargeted: bool = True
     rename: dict[str, str] = field(default_factory=dict)  # preset name -> implementation argument
     cost: Callable[[dict[str, Any]], float] = lambda p: 1.0  # most gradient passes per image (dry-run estimate)
+    norm: float | None = field(kw_only=True)  # math.inf, 2, or None (minimal perturbation, no eps ball)
+    uses_gradient: bool = field(kw_only=True)  # reads any gradient of the model; False: queries scores only
+    knows_model: bool = field(kw_only=True)  # built to read the decision rule, not the training loss or a stock view
+    steps: str = field(kw_only=True)  # "single", "iterative" or "ensemble"
+    papers: bool = field(default=False, kw_only=True)  # one of the attacks saito2019 or vu2018 ran
+    needed_for_verdict: bool = field(default=False, kw_only=True)  # the verdict "holds" needs it run on the model
+    needs_view: str = field(default="scores", kw_only=True)  # which of models.kinds.ModelKind.views it needs
+    aliases: tuple[str, ...] = field(default=(), kw_only=True)
+    origin: str = field(default="bench", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>"
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ConfigError(f"attack {self.name!r} has norm {self.norm!r}; expected math.inf, 2 or None.")
+        if self.steps not in STEPS:
+            raise ConfigError(f"attack {self.name!r} has steps {self.steps!r}; expected one of {', '.join(STEPS)}.")
+        if (self.norm is None) == ("eps" in self.ranges):
+            bounded = "an eps ball but no norm" if self.norm is None else f"norm {self.norm} but no eps parameter"
+            raise ConfigError(f"attack {self.name!r} has {bounded}: a bounded attack has both, a minimal one neither.")
 
     def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validated implementation arguments: defaults, overridden by ``params``."""

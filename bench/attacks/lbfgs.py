@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bench.attacks.family import CONST, ITER, LOSS_VIEW, AttackFamily, ext_class, searches
+from bench.attacks.family import CONST, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, ext_class, searches
 
 
 def _build(est, a, targeted, bs):
@@ -22,4 +22,11 @@ LBFGS = AttackFamily(
     {"c": CONST, "binary_search_steps": (1, 100), "max_iter": ITER},
     untargeted=False,
     cost=searches,
+    norm=None,
+    uses_gradient=True,
+    knows_model=False,
+    steps=ITERATIVE,
+    papers=True,
+    aliases=("l_bfgs",),
+    origin="bench attacks_ext",
 )

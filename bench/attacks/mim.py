@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, ITER, LOSS_VIEW, AttackFamily, art_class, iterations
+from bench.attacks.family import EPS, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, art_class, iterations
 
 
 def _build(est, a, targeted, bs):
@@ -23,4 +23,10 @@ MIM = AttackFamily(
     {"eps_step": 0.06, "max_iter": 10},
     {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
     cost=iterations,
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=False,
+    steps=ITERATIVE,
+    papers=True,
+    origin="ART",
 )

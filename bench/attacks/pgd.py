@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, ITER, LOSS_VIEW, AttackFamily, art_class, iterations
+from bench.attacks.family import EPS, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, art_class, iterations
 
 
 def _build(est, a, targeted, bs):
@@ -22,4 +22,11 @@ PGD = AttackFamily(
     {"eps_step": 0.01, "max_iter": 40},
     {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
     cost=iterations,
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=False,
+    steps=ITERATIVE,
+    papers=True,
+    aliases=("madry",),
+    origin="ART",
 )

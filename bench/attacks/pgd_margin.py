@@ -7,7 +7,9 @@ of the decision scores as the objective, with restarts: the attack that knows th
 
 from __future__ import annotations
 
-from bench.attacks.family import DECISION_VIEW, EPS, ITER, RESTARTS, AttackFamily, ext_class, restarts
+import math
+
+from bench.attacks.family import DECISION_VIEW, EPS, ITER, ITERATIVE, RESTARTS, AttackFamily, ext_class, restarts
 
 RANGES = {"eps": EPS, "eps_step": EPS, "max_iter": ITER, "num_random_init": RESTARTS}
 DEFAULTS = {"eps_step": 0.01, "max_iter": 100, "num_random_init": 1}  # presets add restarts
@@ -28,6 +30,12 @@ PGD_MARGIN = AttackFamily(
     DEFAULTS,
     RANGES,
     cost=restarts,
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=True,
+    steps=ITERATIVE,
+    needed_for_verdict=True,  # the gradient attack on the decision every model gets
+    origin="bench attacks_ext",
 )
 PGD_MARGIN_PRETANH = AttackFamily(
     "pgd_margin_pretanh",
@@ -37,4 +45,10 @@ PGD_MARGIN_PRETANH = AttackFamily(
     DEFAULTS,
     RANGES,
     cost=restarts,
+    norm=math.inf,
+    uses_gradient=True,
+    knows_model=True,
+    steps=ITERATIVE,
+    needs_view="codewords",
+    origin="bench attacks_ext",
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, ITER, RESTARTS, AttackFamily, art_class
+from bench.attacks.family import EPS, ITER, ITERATIVE, RESTARTS, AttackFamily, art_class
 
 DEFAULTS = {"max_iter": 1000, "p_init": 0.8, "nb_restarts": 1}
 RANGES = {"max_iter": ITER, "p_init": (0.0, 1.0), "nb_restarts": RESTARTS}
@@ -32,6 +32,12 @@ SQUARE = AttackFamily(
     {"eps": EPS, **RANGES},
     targeted=False,
     cost=_queries,
+    norm=math.inf,
+    uses_gradient=False,
+    knows_model=True,
+    steps=ITERATIVE,
+    needed_for_verdict=True,  # the check that the gradients do not mislead
+    origin="ART",
 )
 SQUARE_L2 = AttackFamily(
     "square_l2",
@@ -42,4 +48,9 @@ SQUARE_L2 = AttackFamily(
     {"eps": (0.0, 100.0), **RANGES},
     targeted=False,
     cost=_queries,
+    norm=2,
+    uses_gradient=False,
+    knows_model=True,
+    steps=ITERATIVE,
+    origin="ART",
 )

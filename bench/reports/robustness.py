@@ -9,17 +9,28 @@ A blind loss gradient (``diagnostics.BLIND``) alone only adds a warning: those a
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 from tabulate import tabulate
 
 from bench import diagnostics
-from bench.flags import KNOWS_THE_MODEL, PAPERS, Flag, all_flags
+from bench.attacks import attack_names
+from bench.flags import Flag, all_flags, papers_attacks
 from bench.metrics import interval_text
 from bench.results import Record
 from bench.worst_case import ATTACK, strongest_single
 
-ADAPTIVE = ("pgd_margin", "square")  # what must have run before a verdict can say "holds"
+
+def verdict_attacks() -> tuple[str, ...]:
+    """What must have run before a verdict can say "holds" (margin PGD, Square)."""
+    return attack_names(lambda f: f.needed_for_verdict)
+
+
+def harness_attacks() -> tuple[str, ...]:
+    """The L-inf attacks that know the model, gradient or not (margin PGD, its pre-tanh view, APGD, Square,
+    AutoAttack)."""
+    return attack_names(lambda f: f.norm == math.inf and f.knows_model)
 
 
 def _attack_label(cell_name: str) -> str:
@@ -37,7 +48,7 @@ def verdict(model: str, records: list[Record], flags: list[Flag]) -> str:
     if evidence:
         return f"does not hold: {', '.join(evidence + blind)} (see the flags below)"
     ran = {r.attack for r in records if r.model == model and r.status == "ok"}
-    missing = [a for a in ADAPTIVE if a not in ran]
+    missing = [a for a in verdict_attacks() if a not in ran]
     warning = (
         f"; the loss attacks are blind on part of the images ({', '.join(blind)}): quote the worst case"
         if blind
@@ -48,9 +59,6 @@ def verdict(model: str, records: list[Record], flags: list[Flag]) -> str:
     if blind:
         return "holds at the worst case: the attacks that know the model ran and agree with the others" + warning
     return "holds: the attacks that know the model ran and no flag fired; quote the worst case"
-
-
-HARNESS = (*KNOWS_THE_MODEL, "square")  # the attacks that know the model, and the one that needs no gradient
 
 
 def _strongest(members: list[Record], attacks: tuple[str, ...]) -> str:
@@ -83,6 +91,7 @@ def robustness_section(records: list[Record]) -> str:
     for w in worst:
         by_model[w.model].append(w)
     models = sorted({r.model for r in ok})
+    papers, harness = papers_attacks(), harness_attacks()
     rows = []
     for model in models:
         for w in sorted(by_model.get(model, []), key=lambda r: r.value):
@@ -93,8 +102,8 @@ def robustness_section(records: list[Record]) -> str:
                     model,
                     f"{w.value:g}",
                     f"{w.clean_accuracy:.3f}" if w.clean_accuracy is not None else "—",
-                    _strongest(members, PAPERS),
-                    _strongest(members, HARNESS),
+                    _strongest(members, papers),
+                    _strongest(members, harness),
                     f"{_attack_label(name)}: {alone:.3f}",
                     interval_text(w),
                     len(w.config["components"]),
