@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bench.attacks import apgd, autoattack, bim, cw, deepfool, fgsm, lbfgs, mim, pgd, pgd_margin, square
+from bench.attacks import apgd, autoattack, bim, cw, deepfool, fgsm, lbfgs, mim, pgd, pgd_l2, pgd_margin, square
 from bench.attacks.family import INTEGER_PARAMS, LOSS_VIEW, AttackFamily, Builder
 from bench.registry import Registry
 
@@ -32,6 +32,7 @@ FAMILIES: tuple[AttackFamily, ...] = (
     square.SQUARE,
     square.SQUARE_L2,
     autoattack.AUTOATTACK,
+    pgd_l2.PGD_L2,
 )
 
 for _family in FAMILIES:
