@@ -10,6 +10,7 @@ added on top of the intervals for numbers known to wobble (e.g. non-deterministi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import tempfile
@@ -85,6 +86,7 @@ def make_baseline(records: Iterable[Record], dataset: str, preset: str) -> dict[
                 "hits": r.hits,
                 "ci_low": r.ci_low,
                 "ci_high": r.ci_high,
+                "probe_hash": probe_hash(r.config),
             }
             for name, r in sorted(ok.items())
         },
@@ -94,6 +96,16 @@ def make_baseline(records: Iterable[Record], dataset: str, preset: str) -> dict[
             if r.status != "ok"
         },
     }
+
+
+MODEL_KEYS = ("model_key", "source_key", "tables")  # what a retrained model changes in a cell's config
+
+
+def probe_hash(config: dict[str, Any]) -> str:
+    """A hash of what a cell measures, leaving out which trained weights it measured: a model retrained from
+    changed code (a new store key) is still compared with its baseline, so a weakened model shows as drift."""
+    probe = {k: v for k, v in config.items() if k not in MODEL_KEYS}
+    return hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def write_baseline(path: str | Path, baseline: dict[str, Any]) -> None:
@@ -284,10 +296,9 @@ def compare(
             rows.append(GateRow(name, ERROR, base, rec, (rec.error or "").split("\n", 1)[0]))
         elif base is None:
             rows.append(GateRow(name, NEW_AFTER_ERROR if name in errors else NEW, None, rec))
-        elif rec.cell_hash != base["cell_hash"]:
+        elif rec.cell_hash != base["cell_hash"] and base.get("probe_hash") != probe_hash(rec.config):
             rows.append(GateRow(name, CONFIG_CHANGED, base, rec, f"hash {base['cell_hash']} -> {rec.cell_hash}"))
-        elif drifted(base, rec, tolerance):
-            rows.append(GateRow(name, DRIFTED, base, rec))
         else:
-            rows.append(GateRow(name, OK, base, rec))
+            note = "model retrained" if rec.cell_hash != base["cell_hash"] else ""
+            rows.append(GateRow(name, DRIFTED if drifted(base, rec, tolerance) else OK, base, rec, note))
     return GateResult(baseline, rows, tolerance, strict)

