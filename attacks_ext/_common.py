@@ -1,12 +1,15 @@
-"""Housekeeping shared by the attacks: parameter checks, labels, tensors on the estimator's device."""
+"""What the attacks share: parameter checks, labels, tensors on the estimator's device, the batch loop of
+``generate``, and Carlini & Wagner's margin of the decision scores."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from art.utils import check_and_transform_label_format
+from tqdm.auto import trange
 
 
 def check_int(name: str, value: object, minimum: int) -> None:
@@ -48,3 +51,34 @@ def as_class_indices(y: np.ndarray, estimator) -> torch.Tensor:
 def predicted_classes(estimator, x: torch.Tensor, batch_size: int) -> torch.Tensor:
     """The model's decisions (argmax of its forward), batch by batch."""
     return torch.cat([estimator.model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)])
+
+
+def class_labels(estimator, x: torch.Tensor, y: np.ndarray | None, batch_size: int) -> torch.Tensor:
+    """The classes an attack aims at or away from: ``y`` as indices, or the model's decisions when None."""
+    return predicted_classes(estimator, x, batch_size) if y is None else as_class_indices(y, estimator)
+
+
+def in_batches(
+    attack_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int,
+    desc: str,
+    verbose: bool,
+) -> np.ndarray:
+    """``attack_batch`` on ``batch_size`` images (and their labels) at a time, as ``generate`` returns it: float32
+    NumPy of x's shape. A progress bar named ``desc`` over batches when ``verbose``."""
+    out = torch.empty_like(x)
+    for start in trange(0, len(x), batch_size, desc=desc, disable=not verbose):
+        stop = start + batch_size
+        out[start:stop] = attack_batch(x[start:stop], labels[start:stop])
+    return out.cpu().numpy().astype(np.float32)
+
+
+def margin(scores: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
+    """Carlini & Wagner (2017)'s margin, per example: s_t - max_{i != t} s_i (targeted) or max_{i != y} s_i - s_y.
+
+    Positive exactly when the scores' argmax is the target (targeted) or not the label (untargeted)."""
+    own = scores.gather(1, labels[:, None]).squeeze(1)
+    other = scores.scatter(1, labels[:, None], -math.inf).amax(dim=1)
+    return own - other if targeted else other - own

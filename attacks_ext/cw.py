@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
-from tqdm.auto import trange
 
-from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_number, predicted_classes
+from attacks_ext._common import as_input, check_bool, check_int, check_number, class_labels, in_batches, margin
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +42,12 @@ def class_scores(estimator, x: torch.Tensor, view: str) -> torch.Tensor:
     return -torch.linalg.vector_norm(outputs[:, None, :] - targets[None], dim=-1)
 
 
-def _own_and_best_other(scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    own = scores.gather(1, labels[:, None]).squeeze(1)
-    other = scores.scatter(1, labels[:, None], -math.inf).amax(dim=1)
-    return own, other
-
-
 def margin_loss(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confidence: float) -> torch.Tensor:
     """f + confidence, per example: max(max_{i!=t} s_i - s_t + k, 0) targeted, max(s_y - max_{i!=y} s_i + k, 0) not.
 
     The shift by k (as C&W's code writes it) changes no gradient and keeps the loss >= 0 for the abort test.
     """
-    own, other = _own_and_best_other(scores, labels)
-    gap = other - own if targeted else own - other
-    return (gap + confidence).clamp_min(0.0)
+    return (confidence - margin(scores, labels, targeted)).clamp_min(0.0)
 
 
 def reached(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confidence: float) -> torch.Tensor:
@@ -159,15 +151,8 @@ class CarliniWagnerL2(EvasionAttack):
         if self.targeted and y is None:
             raise ValueError("A targeted attack needs the target classes: pass y to generate().")
         x_all = as_input(x, self.estimator)
-        if y is None:
-            labels = predicted_classes(self.estimator, x_all, self.batch_size)
-        else:
-            labels = as_class_indices(y, self.estimator)
-        out = torch.empty_like(x_all)
-        for start in trange(0, len(x_all), self.batch_size, desc="C&W L2", disable=not self.verbose):
-            stop = start + self.batch_size
-            out[start:stop] = self._attack_batch(x_all[start:stop], labels[start:stop])
-        return out.cpu().numpy().astype(np.float32)
+        labels = class_labels(self.estimator, x_all, y, self.batch_size)
+        return in_batches(self._attack_batch, x_all, labels, self.batch_size, "C&W L2", self.verbose)
 
     def _attack_batch(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
@@ -257,29 +242,7 @@ class CarliniWagnerL2Codeword(CarliniWagnerL2):
 
     attack_params = [p for p in CarliniWagnerL2.attack_params if p != "view"]
 
-    def __init__(
-        self,
-        classifier: PyTorchClassifier,
-        confidence: float = 0.0,
-        targeted: bool = False,
-        learning_rate: float = 0.01,
-        binary_search_steps: int = 5,
-        max_iter: int = 1000,
-        initial_const: float = 0.01,
-        abort_early: bool = True,
-        batch_size: int = 128,
-        verbose: bool = False,
-    ) -> None:
-        super().__init__(
-            classifier,
-            confidence=confidence,
-            targeted=targeted,
-            learning_rate=learning_rate,
-            binary_search_steps=binary_search_steps,
-            max_iter=max_iter,
-            initial_const=initial_const,
-            abort_early=abort_early,
-            batch_size=batch_size,
-            verbose=verbose,
-            view="codeword",
-        )
+    def __init__(self, classifier: PyTorchClassifier, **kwargs: Any) -> None:
+        if "view" in kwargs:
+            raise ValueError("view is fixed at 'codeword' for CarliniWagnerL2Codeword; use CarliniWagnerL2 for others.")
+        super().__init__(classifier, view="codeword", **kwargs)

@@ -11,9 +11,8 @@ from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 from scipy.optimize import fmin_l_bfgs_b
 from threadpoolctl import threadpool_limits
-from tqdm.auto import trange
 
-from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_number
+from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_number, in_batches
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +79,7 @@ class LBFGSAttack(EvasionAttack):
             raise ValueError("The L-BFGS attack is targeted: pass the target classes as y to generate().")
         x_all = as_input(x, self.estimator)
         targets = as_class_indices(y, self.estimator)
-        out = torch.empty_like(x_all)
-        for start in trange(0, len(x_all), self.batch_size, desc="L-BFGS", disable=not self.verbose):
-            stop = start + self.batch_size
-            out[start:stop] = self._attack_batch(x_all[start:stop], targets[start:stop])
-        return out.cpu().numpy().astype(np.float32)
+        return in_batches(self._attack_batch, x_all, targets, self.batch_size, "L-BFGS", self.verbose)
 
     def _attack_batch(self, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]

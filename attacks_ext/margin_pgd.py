@@ -13,21 +13,13 @@ import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
-from tqdm.auto import trange
 
-from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_number, predicted_classes
+from attacks_ext._common import as_input, check_bool, check_int, check_number, class_labels, in_batches, margin
 
 LOSS_VIEWS = ("scores", "pretanh")
 ATANH_CLIP = 1 - 1e-6  # codewords come from U(-1, 1); keep atanh finite for a value at the edge
 
-
-def margin(scores: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """What the attack ascends, per example: s_t - max_{i != t} s_i (targeted) or max_{i != y} s_i - s_y.
-
-    Positive exactly when the scores' argmax is the target (targeted) or not the label (untargeted)."""
-    own = scores.gather(1, labels[:, None]).squeeze(1)
-    other = scores.scatter(1, labels[:, None], -torch.inf).amax(dim=1)
-    return own - other if targeted else other - own
+__all__ = ["LOSS_VIEWS", "MarginPGD", "margin"]  # margin: what the attack ascends (attacks_ext._common)
 
 
 class MarginPGD(EvasionAttack):
@@ -100,17 +92,10 @@ class MarginPGD(EvasionAttack):
         if self.targeted and y is None:
             raise ValueError("A targeted attack needs the target classes: pass y to generate().")
         x_all = as_input(x, self.estimator)
-        labels = (
-            predicted_classes(self.estimator, x_all, self.batch_size)
-            if y is None
-            else as_class_indices(y, self.estimator)
-        )
+        labels = class_labels(self.estimator, x_all, y, self.batch_size)
         generator = torch.Generator().manual_seed(int(np.random.randint(0, 2**31 - 1)))
-        out = torch.empty_like(x_all)
-        for start in trange(0, len(x_all), self.batch_size, desc="margin PGD", disable=not self.verbose):
-            stop = start + self.batch_size
-            out[start:stop] = self._attack_batch(x_all[start:stop], labels[start:stop], generator)
-        return out.cpu().numpy().astype(np.float32)
+        batch = lambda xb, lb: self._attack_batch(xb, lb, generator)  # noqa: E731
+        return in_batches(batch, x_all, labels, self.batch_size, "margin PGD", self.verbose)
 
     def _views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores the margin is taken on, the decision scores), from one pass through the network."""

@@ -13,7 +13,7 @@ import torch
 from art.attacks.evasion import CarliniL2Method
 
 from attacks_ext import ATTACKS, CarliniWagnerL2, CarliniWagnerL2Codeword, LBFGSAttack, MarginPGD
-from attacks_ext.cw import class_scores
+from attacks_ext.cw import class_scores, margin_loss
 from bench.errors import ConfigError
 from models.estimator import make_estimator
 from models.network import build_network
@@ -176,6 +176,39 @@ def test_codeword_attack_on_a_softmax_model_behaves_as_cw_l2(ce_targeted):
     tailored_low, tailored_high = wilson_interval(int(ok_tailored.sum()), n)
     assert tailored_low >= 0.5 and stock_low >= 0.5
     assert tailored_low <= stock_high and stock_low <= tailored_high  # the intervals overlap
+
+
+# --- the shared pieces: C&W's f, the codeword attack as CarliniWagnerL2 with its view fixed -------------------
+
+
+@pytest.mark.parametrize("targeted", [True, False])
+def test_margin_loss_is_carlini_and_wagners_f_with_its_gradient(targeted):
+    """f + k = max(max_{i!=t} s_i - s_t + k, 0) targeted, max(s_y - max_{i!=y} s_i + k, 0) untargeted, written out
+    here as C&W write it, on scores with ties (a rounded normal): the same values and the same input gradient,
+    bit for bit."""
+    scores = torch.randn(64, 10, generator=torch.Generator().manual_seed(0)).round(decimals=1).requires_grad_(True)
+    labels = torch.arange(64) % 10
+    rows = torch.arange(64)
+    own = scores[rows, labels]
+    other = torch.stack([torch.cat([s[:k], s[k + 1 :]]).max() for s, k in zip(scores, labels.tolist(), strict=True)])
+    written_out = ((other - own if targeted else own - other) + 0.5).clamp_min(0.0)
+    (expected_grad,) = torch.autograd.grad(written_out.sum(), scores)
+    loss = margin_loss(scores, labels, targeted, 0.5)
+    (grad,) = torch.autograd.grad(loss.sum(), scores)
+    assert torch.equal(loss, written_out) and (loss > 0).any() and (loss == 0).any()
+    assert torch.equal(grad, expected_grad)
+
+
+def test_codeword_attack_is_cw_l2_on_the_codeword_view(tanh_est, mnist_small):
+    """CarliniWagnerL2Codeword only fixes the view: the same examples as CarliniWagnerL2(view="codeword"), bit
+    for bit, and a view passed to it is refused."""
+    x, y = images(mnist_small, 5)
+    params = dict(binary_search_steps=2, max_iter=15, initial_const=1.0, learning_rate=0.05, batch_size=3)
+    tailored = CarliniWagnerL2Codeword(tanh_est, **params).generate(x, y)
+    assert np.array_equal(tailored, CarliniWagnerL2(tanh_est, view="codeword", **params).generate(x, y))
+    assert not np.array_equal(tailored, x)
+    with pytest.raises(ValueError, match="view is fixed"):
+        CarliniWagnerL2Codeword(tanh_est, view="raw")
 
 
 # --- batching and the binary search --------------------------------------------------------------------------
