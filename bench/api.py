@@ -2,7 +2,7 @@
 
 >>> import bench
 >>> run = bench.run_matrix("mnist", preset="quick", attacks=["fgsm"], out="runs/try")
->>> bench.results("runs/try").query("attack == 'fgsm'")[["model", "eps", "rate", "ci_low", "ci_high"]]
+>>> bench.load_results("runs/try").query("attack == 'fgsm'")[["model", "eps", "rate", "ci_low", "ci_high"]]
 
 Each function takes the same options as its command, writes to the same stores (BENCH_HOME, or ``out``)
 and resumes the same way. Plugins (entry points, ``BENCH_PLUGINS``) load on the first call; pass
@@ -34,8 +34,8 @@ class MatrixRun:
     report: Path | None
 
     def frame(self) -> pd.DataFrame:
-        """The run's results store as a DataFrame (``bench.results``)."""
-        return results(self.results_path)
+        """The run's results store as a DataFrame (``bench.load_results``)."""
+        return load_results(self.results_path)
 
 
 def _names(values: Iterable[str] | str | None) -> tuple[str, ...] | None:
@@ -103,7 +103,7 @@ def evaluate(
     return run_matrix(dataset, preset, out=out, reports_dir=reports_dir, plugins=plugins, external=external, **options)
 
 
-def results(path: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
+def load_results(path: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
     """A results store (folder or .sqlite; default BENCH_HOME/results) as a DataFrame: one row per cell,
     every attack parameter its own column (``bench export`` writes the same table)."""
     from bench.frame import results_frame

@@ -244,10 +244,22 @@ Examples:
 Threat settings: whitebox_untargeted (accuracy), whitebox_targeted (success rate, one random
 target per image from the seed), transfer (crafted on O:SOFTMAX:CE, or every pair with
 --transfer-matrix), tailored (targeted cw_l2 against cw_l2_codeword).
-Attacks: fgsm, bim, mim, pgd, deepfool, cw_l2, cw_l2_codeword, cw_l2_art, lbfgs; and the attacks
-that know the model: pgd_margin, pgd_margin_pretanh, apgd, square, square_l2, autoattack.
+{attacks}
 Finished cells are skipped on a rerun; an interrupted run resumes where it stopped.
 """
+
+
+def _attack_lines() -> str:
+    """The registered attacks, the papers' and the harness's apart (`bench ls attacks` says more)."""
+    from bench.attacks import ATTACKS
+
+    def names(knows: bool) -> str:
+        return ", ".join(n for n, f in ATTACKS.items() if f.knows_model == knows)
+
+    return f"Attacks: {names(False)};\nand the attacks that know the model: {names(True)}."
+
+
+EPILOG_MATRIX = EPILOG_MATRIX.format(attacks=_attack_lines())
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:

@@ -66,7 +66,7 @@ def _losses() -> list[dict[str, Any]]:
 
 
 def _norm(family) -> str:
-    norm = getattr(family, "norm", None)
+    norm = family.norm
     if norm is None:
         return "minimal"
     return "L-inf" if norm == math.inf else f"L{norm:g}"
@@ -80,11 +80,12 @@ def _attacks() -> list[dict[str, Any]]:
         out.append(
             {
                 "attack": name,
-                "from": getattr(family, "origin", "built-in"),
+                "from": family.origin,
                 "norm": _norm(family),
                 "targeted": targeted,
-                "gradient": "yes" if getattr(family, "uses_gradient", True) else "no",
-                "knows the model": "yes" if getattr(family, "knows_model", False) else "no",
+                "steps": family.steps,
+                "gradient": "yes" if family.uses_gradient else "no",
+                "knows the model": "yes" if family.knows_model else "no",
                 "implementation": family.implementation,
             }
         )

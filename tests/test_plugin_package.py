@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_api import readme_block
+
 PACKAGE = Path(__file__).parent / "plugin_pkg"
-README = Path(__file__).parent.parent / "README.md"
 
 
 def _install(source: Path, site: Path) -> None:
@@ -40,10 +41,10 @@ def user(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": str(site), "BENCH_HOME": str(root / "home")}
     env.pop("BENCH_PLUGINS", None)
 
-    def run(command: str, check: bool = True) -> subprocess.CompletedProcess:
+    def run(command: str, check: bool = True, **more_env: str) -> subprocess.CompletedProcess:
         bench = [sys.executable, "-m", "bench"]
         argv = bench + command.split()[1:] if command.startswith("bench ") else command.split()
-        done = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
+        done = subprocess.run(argv, cwd=root, env={**env, **more_env}, capture_output=True, text=True)
         if check and done.returncode != 0:
             raise AssertionError(f"{command} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
         return done
@@ -107,3 +108,30 @@ def test_editing_the_loss_changes_the_store_key(user, tmp_path):
     _install(edited, site)
     again = _key({**user["env"], "PYTHONPATH": str(site)})
     assert re.fullmatch(r"[0-9a-f]{16}\n", again) and again != key
+
+
+def _ci_lines() -> tuple[str, str]:
+    lines = [line.split("  #")[0].strip() for line in readme_block("user-ci", "bash").splitlines() if line.strip()]
+    baseline, check = lines
+    assert baseline.startswith("bench baseline ") and check.startswith("bench check ")
+    return baseline, check
+
+
+@pytest.mark.slow
+def test_the_readme_ci_lines_pass_a_rerun_and_fail_a_weakened_model(user, tmp_path):
+    baseline, check = _ci_lines()
+    run, root = user["run"], user["root"]
+    run(baseline, BENCH_HOME=str(tmp_path / "ci-1"))
+    assert (root / "ci" / "bench-baseline.json").is_file()
+    rerun = run(check, BENCH_HOME=str(tmp_path / "ci-2"))  # a fresh machine: trains again, same seed
+    assert "gate passed" in rerun.stdout and "0 drifted" in rerun.stdout
+    weakened = tmp_path / "weakened"
+    shutil.copytree(user["source"], weakened)
+    init = weakened / "bench_focal" / "__init__.py"  # a loss that no longer trains: the model stays at chance
+    init.write_text(init.read_text().replace("return -((1 - log_p.exp()) ** gamma) * log_p", "return 0.0 * log_p"))
+    _install(weakened, tmp_path / "site")
+    failed = run(check, check=False, BENCH_HOME=str(tmp_path / "ci-3"), PYTHONPATH=str(tmp_path / "site"))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    drifted = [line for line in failed.stdout.splitlines() if "| drifted (model retrained) |" in line]
+    assert drifted and all("/focal |" in line for line in drifted)  # the focal cells are named; CE's are not
+    assert "gate FAILED" in failed.stdout
