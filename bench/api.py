@@ -139,11 +139,12 @@ def train(
 
 def report(dataset: str, results: str | Path | None = None, reports_dir: str | Path = "reports") -> Path:
     """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone."""
-    from bench.matrix_cli import results_store, write_report
+    from bench.matrix_cli import write_report
+    from bench.paths import bench_home
 
     dataset = DATASETS.canonical(dataset)
     out = Path(results) if results is not None else None
-    return write_report(dataset, results_store(out), Path(reports_dir), out)
+    return write_report(dataset, out or bench_home() / "results", Path(reports_dir), out)
 
 
 def baseline(

@@ -387,14 +387,16 @@ def matrix(
 def report(dataset, out, reports_dir, reprice) -> None:
     """Write reports/<dataset>/ from the results store alone."""
     from bench.datasets import DATASETS
-    from bench.matrix_cli import results_store, write_report
+    from bench.matrix_cli import write_report
+    from bench.paths import bench_home
 
     dataset = DATASETS.canonical(dataset)
     if reprice:
         from bench.matrix_cli import reprice as reprice_store
+        from bench.matrix_cli import results_store
 
         click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
-    path = write_report(dataset, results_store(out), reports_dir, out)
+    path = write_report(dataset, out or bench_home() / "results", reports_dir, out)
     click.echo(f"wrote {path}")
 
 

@@ -12,7 +12,7 @@ from tabulate import tabulate
 from bench import diagnostics
 from bench.attacks import ATTACKS
 from bench.paths import bench_home
-from bench.results import ResultsStore
+from bench.results import Record, ResultsStore, read_records
 from bench.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
 
 
@@ -63,18 +63,18 @@ def _estimate(plan: Plan, options: MatrixOptions) -> str:
 
 
 def execute(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path | None):
-    """Run the plan into the results store under ``out`` (default BENCH_HOME/results); write the dataset's
-    report when ``reports_dir`` is given. Returns (summary, results store, report path or None)."""
+    """Run the plan into the results store under ``out`` (default BENCH_HOME/results), store the worst cases it
+    implies, and write the dataset's report when ``reports_dir`` is given.
+    Returns (summary, results store, report path or None)."""
+    from bench.worst_case import store_worst_cases
+
     folder = out or bench_home() / "results"
     store = ResultsStore(folder / "results.sqlite")
     summary = MatrixRunner(options, store, folder).run(plan)
     dataset = plan.cells[0].dataset if plan.cells else options.dataset
-    if reports_dir is None:
-        from bench.worst_case import store_worst_cases
-
-        store_worst_cases(store, dataset)
-        return summary, store, None
-    return summary, store, write_report(dataset, store, reports_dir, out)
+    store_worst_cases(store, dataset)  # the derived cells follow the stored ones, whatever ran
+    report = write_report(dataset, folder, reports_dir, out) if reports_dir is not None else None
+    return summary, store, report
 
 
 def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path) -> str:
@@ -82,7 +82,19 @@ def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir
     return _summary_text(summary, path)
 
 
-def write_report(dataset: str, store: ResultsStore, reports_dir: Path, out: Path | None = None) -> Path:
+def report_records(dataset: str, results: Path) -> list[Record]:
+    """A dataset's records as a report shows them, read without writing: the worst case is derived from the
+    other cells here, so a store last written by an older bench (or a run killed before it stored them)
+    reports the same worst case as a fresh one."""
+    from bench.worst_case import ATTACK, worst_case_records
+
+    records = [r for r in read_records(results, dataset=dataset) if r.attack != ATTACK]
+    return sorted(records + worst_case_records(records), key=lambda r: r.name)
+
+
+def write_report(dataset: str, results: Path, reports_dir: Path, out: Path | None = None) -> Path:
+    """Write ``reports_dir/<dataset>/`` from the results store in the folder (or file) ``results``; the store
+    is only read."""
     from bench.reports.render import write_dataset_report
     from models.store import ModelStore
 
@@ -91,10 +103,8 @@ def write_report(dataset: str, store: ResultsStore, reports_dir: Path, out: Path
         command += " --out " + shlex.quote(str(out))
     if reports_dir != Path("reports"):
         command += " --reports-dir " + shlex.quote(str(reports_dir))
-    from bench.worst_case import store_worst_cases
-
-    store_worst_cases(store, dataset)  # derived cells follow the stored ones, whatever ran since
-    return write_dataset_report(dataset, store, ModelStore().list(), reports_dir, command)
+    records = report_records(dataset, results)
+    return write_dataset_report(dataset, records, ModelStore().list(), reports_dir, command)
 
 
 def _summary_text(summary: RunSummary, report: Path) -> str:

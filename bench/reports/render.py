@@ -13,14 +13,14 @@ from bench.reports.reference import lookup
 from bench.reports.robustness import robustness_section
 from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, timing_rows
 from bench.reports.training import steps_of, training_section
-from bench.results import Record, ResultsStore
+from bench.results import Record
 from models.spec import KINDS
 
 
 def write_dataset_report(
-    dataset: str, results: ResultsStore, model_metas: list[dict], out_root: Path, command: str
+    dataset: str, records: list[Record], model_metas: list[dict], out_root: Path, command: str
 ) -> Path:
-    records = results.records(dataset=dataset)
+    """Write ``out_root/<dataset>/`` (README, results.csv, plots) from ``records`` and the models' metadata."""
     out = out_root / dataset
     out.mkdir(parents=True, exist_ok=True)
     used_keys = {r.model_key for r in records}

@@ -84,7 +84,7 @@ def robustness_section(records: list[Record]) -> str:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return ""
-    worst = [r for r in ok if r.attack == ATTACK]  # stored by store_worst_cases before every report
+    worst = [r for r in ok if r.attack == ATTACK]  # derived from the other cells (bench.matrix_cli.report_records)
     flags = all_flags(ok)
     by_name = {r.name: r for r in ok}
     by_model: dict[str, list[Record]] = defaultdict(list)
