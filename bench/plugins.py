@@ -34,12 +34,12 @@ from typing import Any
 from bench.attacks import ATTACKS, AttackFamily
 from bench.errors import ConfigError
 from bench.plan import PRESETS
+from bench.provenance import commit_of, record_project
 from models.kinds import ModelKind, kind_from_loss, register_kind
 
 GROUPS = ("bench.models", "bench.losses", "bench.attacks", "bench.presets")
 ENV = "BENCH_PLUGINS"
 _loaded: set[str] = set()  # entry points and paths already registered in this process
-_sources: dict[str, str] = {}  # what a user's project brought, for provenance: name -> version or commit
 
 
 def load_plugins(paths: tuple[str, ...] | list[str] = ()) -> None:
@@ -63,7 +63,7 @@ def _register_entry_point(group: str, point: EntryPoint) -> None:
     origin = f"plugin {dist.name}" if dist else f"plugin {point.value}"
     version = dist.version if dist else None
     if dist:
-        _sources[f"plugin {dist.name}"] = dist.version
+        record_project(f"plugin {dist.name}", dist.version)
     try:
         obj = point.load()
     except Exception as exc:  # a broken plugin is named, with what went wrong, before any work starts
@@ -83,7 +83,7 @@ def load_plugin(spec: str) -> None:
     module_name, _, attribute = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
     module = _import(module_name)
     origin = f"plugin {spec}"
-    _sources[origin] = _file_version(module) or _commit_of(getattr(module, "__file__", None))
+    record_project(origin, _file_version(module) or _commit_of(getattr(module, "__file__", None)))
     if attribute:
         try:
             obj = getattr(module, attribute)
@@ -155,16 +155,9 @@ def _import(name: str) -> ModuleType:
         ) from exc
 
 
-def project_sources() -> dict[str, str]:
-    """The plugins this process loaded, each with its distribution's version, or its file's git commit."""
-    return dict(_sources)
-
-
 def _commit_of(file: str | None) -> str:
     if not file:
         return "unknown"
-    from bench.provenance import commit_of
-
     return commit_of(Path(file).resolve().parent)
 
 

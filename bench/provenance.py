@@ -9,13 +9,18 @@ from pathlib import Path
 
 import torch
 
+_project: dict[str, str] = {}  # the plugins loaded in this process (bench.plugins records them): name -> version
+
+
+def record_project(name: str, version: str) -> None:
+    """Note a plugin of the user's project (its distribution's version, or its file's git commit)."""
+    _project[name] = version
+
 
 def versions() -> dict[str, str]:
     """Library versions, and the version (or commit) of every plugin loaded: a baseline records the user's
     own project beside bench's."""
-    from bench.plugins import project_sources
-
-    return {**_library_versions(), **project_sources()}
+    return {**_library_versions(), **_project}
 
 
 @functools.cache
