@@ -8,21 +8,24 @@ import re
 import pytest
 
 from bench.errors import ConfigError
-from bench.gate import (
+from bench.results.gate import (
     BASELINE_VERSION,
     compare,
     make_baseline,
+    probe_hash,
     read_baseline,
     write_baseline,
 )
-from bench.metrics import wilson_interval
-from bench.results import Record, ResultsStore
+from bench.results.metrics import wilson_interval
+from bench.results.store import Record, ResultsStore
 
 FGSM = "mnist/untargeted/fgsm[eps=0.1]/O:SOFTMAX:CE"
 PGD = "mnist/untargeted/pgd[eps=0.3]/O:SOFTMAX:CE"
 
 
-def rec(name: str, hits: int, n: int = 100, *, dataset: str = "mnist", status: str = "ok", hash_: str = "") -> Record:
+def rec(
+    name: str, hits: int, n: int = 100, *, dataset: str = "mnist", status: str = "ok", hash_: str = "", **config
+) -> Record:
     low, high = wilson_interval(hits, n)
     ok = status == "ok"
     return Record(
@@ -30,13 +33,13 @@ def rec(name: str, hits: int, n: int = 100, *, dataset: str = "mnist", status: s
         name=name,
         dataset=dataset,
         model="O:SOFTMAX:CE",
-        model_key="key",
+        model_key=config.get("model_key", "key"),
         setting="untargeted",
         source=None,
         attack=name.split("/")[2].split("[")[0],
         param="eps",
         value=0.1,
-        config={"dataset": dataset, "seed": 0},
+        config={"dataset": dataset, "seed": 0, "model_key": "key", **config},
         status=status,
         metric="accuracy" if ok else None,
         rate=hits / n if ok else None,
@@ -115,9 +118,20 @@ def test_errored_cell_fails(baseline):
 
 
 def test_changed_config_fails(baseline):
-    result = compare(baseline, [rec(FGSM, 10), rec(PGD, 50, hash_="other")])
+    result = compare(baseline, [rec(FGSM, 10), rec(PGD, 50, hash_="other", params={"eps": 0.2})])
     assert result.failed
     assert [row.verdict for row in result.rows] == ["ok", "config changed"]
+
+
+def test_a_retrained_model_is_compared_by_its_rate(baseline):
+    """Only the model's store key changed (its loss or training was edited): the cell is still compared."""
+    same = compare(baseline, [rec(FGSM, 12, hash_="h2", model_key="new"), rec(PGD, 50)])
+    assert not same.failed
+    assert [(row.verdict, row.note) for row in same.rows] == [("ok", "model retrained"), ("ok", "")]
+    weaker = compare(baseline, [rec(FGSM, 60, hash_="h2", model_key="new"), rec(PGD, 50)])
+    assert weaker.failed
+    assert [row.verdict for row in weaker.rows] == ["drifted", "ok"]
+    assert f"| {FGSM} |" in weaker.markdown() and "drifted (model retrained)" in weaker.markdown()
 
 
 def test_new_cell_is_reported_but_fails_only_when_strict(baseline):
@@ -151,6 +165,7 @@ def test_baseline_excludes_errors_and_other_datasets(tmp_path):
         "hits": 10,
         "ci_low": pytest.approx(0.0552, abs=1e-4),
         "ci_high": pytest.approx(0.1744, abs=1e-4),
+        "probe_hash": probe_hash({"dataset": "mnist", "seed": 0}),
     }
     assert (b["format"], b["version"], b["dataset"], b["preset"], b["seed"]) == (
         "bench-baseline",
