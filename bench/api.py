@@ -20,9 +20,9 @@ import pandas as pd
 import torch
 from torch import nn
 
-from bench.datasets import DATASETS, dataset_info
+from bench.data.datasets import DATASETS, dataset_info
+from bench.matrix.runner import MatrixOptions, RunSummary, make_plan
 from bench.plugins import load_plugins
-from bench.runner import MatrixOptions, RunSummary, make_plan
 
 
 @dataclass
@@ -64,11 +64,11 @@ def run_matrix(
     """``bench matrix``: run every cell of ``preset`` not yet in the store under ``out`` (default
     BENCH_HOME/results), and write ``reports_dir/<dataset>/`` when ``reports_dir`` is given.
 
-    ``options`` are ``bench.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
+    ``options`` are ``bench.matrix.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
     n_samples ({attack: images}), seed, device, transfer_matrix, batch_size, data_dir, codebook_key, progress,
     external (networks of your own; see ``evaluate``).
     """
-    from bench.matrix_cli import execute
+    from bench.matrix.execute import execute
 
     opts = _options(dataset, str(preset), plugins, **options)
     out_path = Path(out) if out is not None else None
@@ -106,8 +106,8 @@ def evaluate(
 def load_results(path: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
     """A results store (folder or .sqlite; default BENCH_HOME/results) as a DataFrame: one row per cell,
     every attack parameter its own column (``bench export`` writes the same table)."""
-    from bench.frame import results_frame
     from bench.paths import bench_home
+    from bench.results.frame import results_frame
 
     return results_frame(Path(path) if path is not None else bench_home() / "results", dataset)
 
@@ -139,7 +139,7 @@ def train(
 
 def report(dataset: str, results: str | Path | None = None, reports_dir: str | Path = "reports") -> Path:
     """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone."""
-    from bench.matrix_cli import write_report
+    from bench.matrix.execute import write_report
     from bench.paths import bench_home
 
     dataset = DATASETS.canonical(dataset)
@@ -157,8 +157,8 @@ def baseline(
     **options: Any,
 ) -> Path:
     """``bench baseline``: run ``preset`` (or read the store ``results``) and write its baseline JSON."""
-    from bench.gate import make_baseline, write_baseline
-    from bench.gate_cli import plan_records
+    from bench.matrix.gate_run import plan_records
+    from bench.results.gate import make_baseline, write_baseline
 
     opts = _options(dataset, str(preset), plugins, **options)
     records = plan_records(opts, _path(results), run=results is None)
@@ -179,9 +179,9 @@ def check(
     **options: Any,
 ):
     """``bench check``: compare a run of ``preset`` (or the store ``results``) with ``baseline``.
-    Returns a ``bench.gate.GateResult``: ``.failed`` and ``.markdown()``."""
-    from bench.gate import compare, read_baseline
-    from bench.gate_cli import plan_records
+    Returns a ``bench.results.gate.GateResult``: ``.failed`` and ``.markdown()``."""
+    from bench.matrix.gate_run import plan_records
+    from bench.results.gate import compare, read_baseline
 
     base = read_baseline(baseline)
     opts = _options(dataset, str(preset), plugins, **options)

@@ -8,9 +8,9 @@ from typing import Any
 import tomllib
 
 from bench.attacks import ATTACKS
-from bench.datasets import DATASETS
+from bench.data.datasets import DATASETS
 from bench.errors import ConfigError
-from bench.plan import PRESETS, SETTINGS
+from bench.matrix.plan import PRESETS, SETTINGS
 from models.kinds import KINDS
 
 CATEGORIES = ("models", "losses", "attacks", "presets", "settings", "datasets")
@@ -101,7 +101,7 @@ def _presets() -> list[dict[str, Any]]:
             description = data.get("description", "").split("\n")[0] or "-"
         except (OSError, tomllib.TOMLDecodeError) as exc:
             description = f"unreadable: {exc}"
-        where = "built-in" if "bench/presets" in str(source).replace("\\", "/") else f"plugin {source}"
+        where = "built-in" if "bench/matrix/presets" in str(source).replace("\\", "/") else f"plugin {source}"
         out.append({"preset": name, "from": where, "description": description})
     return out
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench import datasets
+from bench.data import datasets
 from models.estimator import make_estimator
 from models.kinds import built_in_kinds
 from models.network import build_network

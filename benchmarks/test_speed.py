@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from bench.analyses.compare_art import stock_classifier
 from bench.attacks import ATTACKS
-from bench.compare_art import stock_classifier
 from models.kinds import built_in_kinds
 
 # Small budgets, the same for ours and ART's, so a round takes seconds; the report gives them per row.

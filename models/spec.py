@@ -175,7 +175,7 @@ def make_spec(
     ``params`` sets a kind's parameters by name; the keyword arguments of the built-in kinds apply to the
     kinds that declare them (``lmcl_s`` to lmcl, ``codeword_length`` to R:TANH:MSE) and are ignored by others.
     """
-    from bench.datasets import DATASETS  # local: keeps models importable without torchvision at import time
+    from bench.data.datasets import DATASETS  # local: keeps models importable without torchvision at import time
 
     dataset = DATASETS.canonical(dataset)
     kind, named = parse_model_name(model)

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from bench.datasets import Split
+from bench.data.datasets import Split
 from models import checkpoint
 from models.checkpoint import EMPTY_TALLY, Progress
 from models.inference import accuracy

@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from bench import datasets
+from bench.data import datasets
 from models.spec import ModelSpec
 from models.store import ModelStore, StoredModel
 from models.training import train_model

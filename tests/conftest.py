@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.datasets import Split, load
+from bench.data.datasets import Split, load
 from models.kinds import built_in_kinds
 from models.spec import ModelSpec, TrainConfig, make_spec
 from models.store import ModelStore, StoredModel

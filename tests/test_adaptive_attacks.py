@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from attacks_ext.margin_pgd import MarginPGD, margin
 from bench.attacks import ATTACKS
-from bench.passes import count_passes
+from bench.matrix.passes import count_passes
 from models.estimator import make_estimator
 from models.zoo import obtain
 from tests.conftest import tiny_spec

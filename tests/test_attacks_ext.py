@@ -168,7 +168,7 @@ def test_codeword_attack_on_a_softmax_model_returns_real_successes(ce_targeted):
 
 def test_codeword_attack_on_a_softmax_model_behaves_as_cw_l2(ce_targeted):
     """Both succeed on most images and agree within sampling error (20 images: a 95% interval is about ±0.2)."""
-    from bench.metrics import wilson_interval
+    from bench.results.metrics import wilson_interval
 
     ok_stock, ok_tailored = ce_targeted
     n = len(ok_tailored)

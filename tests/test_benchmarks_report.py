@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench.benchmarks_report import benchmarks_markdown, write_benchmarks_report
 from bench.errors import ConfigError
+from bench.reports.benchmarks import benchmarks_markdown, write_benchmarks_report
 
 
 def _bench(name, group, median, params=None):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench import datasets
+from bench.data import datasets
 from bench.errors import DatasetError, UnknownNameError
 
 

@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.attacks import ATTACKS
-from bench.diagnostics import gradient_health
-from bench.flags import all_flags
-from bench.results import Record
+from bench.results.diagnostics import gradient_health
+from bench.results.flags import all_flags
+from bench.results.store import Record
 from models.estimator import make_estimator
 from models.zoo import obtain
 from tests.conftest import tiny_spec

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from bench import flags
 from bench.attacks import ATTACKS
-from bench.flags import all_flags
-from bench.metrics import wilson_interval
-from bench.results import Record
+from bench.results import flags
+from bench.results.flags import all_flags
+from bench.results.metrics import wilson_interval
+from bench.results.store import Record
 
 
 def cell(attack: str, eps: float, hits: int, n: int = 500, setting: str = "whitebox_untargeted", **config) -> Record:
@@ -38,7 +38,7 @@ def cell(attack: str, eps: float, hits: int, n: int = 500, setting: str = "white
 
 
 def diagnostic(check: str, hits: int, n: int = 500) -> Record:
-    """A gradient-health cell (bench/diagnostics.py): ``hits`` of ``n`` images have the problem."""
+    """A gradient-health cell (bench/results/diagnostics.py): ``hits`` of ``n`` images have the problem."""
     return dataclasses.replace(cell(check, 0.0, hits, n, setting="diagnostics"), param=None, value=None, metric="share")
 
 

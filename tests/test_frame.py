@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from bench.cli.export import export
 from bench.errors import StoreError, UnknownNameError
-from bench.export_cli import export
-from bench.frame import FIXED, IDENTITY, MEASUREMENTS, PROVENANCE, records_frame, results_frame
-from bench.results import ResultsStore, read_records
-from bench.runner import MatrixOptions, MatrixRunner, make_plan
-from bench.worst_case import store_worst_cases
+from bench.matrix.runner import MatrixOptions, MatrixRunner, make_plan
+from bench.results.frame import FIXED, IDENTITY, MEASUREMENTS, PROVENANCE, records_frame, results_frame
+from bench.results.store import ResultsStore, read_records
+from bench.results.worst_case import store_worst_cases
 
 COMMITTED = Path(__file__).resolve().parent.parent / "reports" / "mnist" / "store" / "results.sqlite"
 # the columns results.csv had before the parameter columns: a reader of any of them must still find it
@@ -287,7 +287,7 @@ def test_the_report_csv_has_the_frames_columns_and_every_column_it_had(tiny_run,
 
 def test_no_attack_parameter_is_named_like_a_column():
     from bench.attacks import ATTACKS
-    from bench.plan import PRESETS, load_preset
+    from bench.matrix.plan import PRESETS, load_preset
 
     names = {k for a in ATTACKS.names() for k in ATTACKS.get(a).defaults}
     for preset in map(load_preset, PRESETS.names()):

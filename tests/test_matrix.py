@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.results import ResultsStore
+from bench.results.store import ResultsStore
 
 PRESET = """
 name = "tiny"

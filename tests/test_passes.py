@@ -2,7 +2,7 @@
 
 import torch
 
-from bench.passes import count_passes, measure_throughput
+from bench.matrix.passes import count_passes, measure_throughput
 from models.network import build_network
 from tests.conftest import tiny_spec
 

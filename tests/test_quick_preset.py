@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.results import ResultsStore
+from bench.results.store import ResultsStore
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from bench.flags import all_flags
+from bench.results.flags import all_flags
 from tests.test_diagnostics import attacks_at_eps_03, diagnostic_records, measured, tiny_ce
 
 AMPLITUDE = 0.01

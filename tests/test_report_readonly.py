@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.results import ResultsStore
+from bench.results.store import ResultsStore
 
 COMMITTED = Path(__file__).parent.parent / "reports" / "mnist" / "store" / "results.sqlite"
 

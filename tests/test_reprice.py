@@ -7,7 +7,7 @@ import dataclasses
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.results import ResultsStore
+from bench.results.store import ResultsStore
 from tests.conftest import tiny_preset
 
 

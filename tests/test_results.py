@@ -1,7 +1,7 @@
 import sqlite3
 
-from bench.metrics import wilson_interval
-from bench.results import Record, ResultsStore
+from bench.results.metrics import wilson_interval
+from bench.results.store import Record, ResultsStore
 
 
 def record(h: str, status: str = "ok", rate: float = 0.5) -> Record:

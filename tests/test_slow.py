@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import datasets
+from bench.data import datasets
 from models.spec import TrainConfig, make_spec
 from models.zoo import obtain
 

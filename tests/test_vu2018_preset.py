@@ -6,7 +6,7 @@ from __future__ import annotations
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.results import ResultsStore
+from bench.results.store import ResultsStore
 
 PRESET = """
 name = "tiny-vu2018"

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
-from bench.datasets import draw_indices
-from bench.diagnostics import CHECKS
-from bench.results import Record, ResultsStore
-from bench.worst_case import per_example, store_worst_cases, strongest_single, worst_case_records
+from bench.data.datasets import draw_indices
+from bench.results.diagnostics import CHECKS
+from bench.results.store import Record, ResultsStore
+from bench.results.worst_case import per_example, store_worst_cases, strongest_single, worst_case_records
 from tests.conftest import tiny_preset
 
 

@@ -24,7 +24,7 @@ from bench.analyses.inside import (
     uniform_noise_like,
 )
 from bench.attacks import ATTACKS
-from bench.craft import SampleSet
+from bench.matrix.craft import SampleSet
 from models.estimator import make_estimator
 from models.store import StoredModel
 

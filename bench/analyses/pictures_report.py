@@ -22,7 +22,7 @@ from tabulate import tabulate
 
 from bench.analyses.pictures import EpsSearch, adversarial_grid, smallest_eps_all_success
 from bench.attacks import ATTACKS
-from bench.craft import SampleSet
+from bench.matrix.craft import SampleSet
 from models.estimator import make_estimator
 from models.store import StoredModel
 

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from bench.results import Record  # noqa: E402
+from bench.results.store import Record  # noqa: E402
 
 YLABEL = {"accuracy": "accuracy on adversarial examples", "success_rate": "targeted attack success rate"}
 

@@ -7,13 +7,13 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.attacks import ATTACKS
-from bench.frame import records_frame
 from bench.reports.plots import eps_plots
 from bench.reports.reference import lookup
 from bench.reports.robustness import robustness_section
 from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, timing_rows
 from bench.reports.training import steps_of, training_section
-from bench.results import Record
+from bench.results.frame import records_frame
+from bench.results.store import Record
 from models.spec import KINDS
 
 
@@ -159,5 +159,5 @@ def _provenance(records: list[Record]) -> str:
 
 
 def _write_csv(records: list[Record], path: Path) -> None:
-    """The raw results with every attack parameter in a column: the columns of ``bench export`` (bench.frame)."""
+    """The raw results with every attack parameter in a column: the columns of ``bench export``."""
     records_frame(records).to_csv(path, index=False)

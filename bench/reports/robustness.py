@@ -14,12 +14,12 @@ from collections import defaultdict
 
 from tabulate import tabulate
 
-from bench import diagnostics
 from bench.attacks import attack_names
-from bench.flags import Flag, all_flags, papers_attacks
-from bench.metrics import interval_text
-from bench.results import Record
-from bench.worst_case import ATTACK, strongest_single
+from bench.results import diagnostics
+from bench.results.flags import Flag, all_flags, papers_attacks
+from bench.results.metrics import interval_text
+from bench.results.store import Record
+from bench.results.worst_case import ATTACK, strongest_single
 
 
 def verdict_attacks() -> tuple[str, ...]:
@@ -84,7 +84,7 @@ def robustness_section(records: list[Record]) -> str:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return ""
-    worst = [r for r in ok if r.attack == ATTACK]  # derived from the other cells (bench.matrix_cli.report_records)
+    worst = [r for r in ok if r.attack == ATTACK]  # derived from the other cells (bench.matrix.execute.report_records)
     flags = all_flags(ok)
     by_name = {r.name: r for r in ok}
     by_model: dict[str, list[Record]] = defaultdict(list)

@@ -13,9 +13,9 @@ from typing import Any
 from tabulate import tabulate
 
 from bench.attacks import ATTACKS
-from bench.metrics import interval_text
 from bench.reports.reference import lookup
-from bench.results import Record
+from bench.results.metrics import interval_text
+from bench.results.store import Record
 
 TABLE_TITLES = {
     "saito2019:3": "saito2019 Table 3: untargeted white-box attacks, accuracy (higher = more robust)",

@@ -4,7 +4,7 @@ Accuracy under each attack is an upper bound on robust accuracy; the per-example
 tighter one, and it is never above any single attack's (AutoAttack reports this quantity). It is computed
 from stored records alone: each untargeted cell (white-box or transfer) keeps its per-example outcome
 (``per_example``: packed bits, 1 = still classified correctly, in the order of its images' indices in the
-test split), and sample sets with one seed are nested as sets (``bench.datasets.draw_indices``), so cells of
+test split), and sample sets with one seed are nested as sets (``bench.data.datasets.draw_indices``), so cells of
 different sizes are compared on the images of the smallest, each outcome looked up by its image's index.
 """
 
@@ -19,9 +19,9 @@ from collections.abc import Callable
 import numpy as np
 
 from bench.attacks import ATTACKS
-from bench.datasets import draw_indices, load
-from bench.metrics import wilson_interval
-from bench.results import Record, ResultsStore
+from bench.data.datasets import draw_indices, load
+from bench.results.metrics import wilson_interval
+from bench.results.store import Record, ResultsStore
 
 ATTACK = "worst_case"
 UNTARGETED = ("whitebox_untargeted", "transfer")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bench.matrix.runner import MatrixOptions, MatrixRunner, make_plan
 from bench.paths import bench_home
-from bench.results import Record, ResultsStore
-from bench.runner import MatrixOptions, MatrixRunner, make_plan
+from bench.results.store import Record, ResultsStore
 
 
 def default_results_dir(options: MatrixOptions) -> Path:

@@ -17,14 +17,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from bench import datasets, diagnostics
-from bench.craft import Crafter, SampleSet, sample_set
+from bench.data import datasets
 from bench.errors import ConfigError
-from bench.metrics import perturbation_sizes, wilson_interval
-from bench.passes import Throughput, measure_throughput
-from bench.plan import Cell, Preset, expand, load_preset
+from bench.matrix.craft import Crafter, SampleSet, sample_set
+from bench.matrix.passes import Throughput, measure_throughput
+from bench.matrix.plan import Cell, Preset, expand, load_preset
 from bench.provenance import git_commit, versions
-from bench.results import Record, ResultsStore
+from bench.results import diagnostics
+from bench.results.metrics import perturbation_sizes, wilson_interval
+from bench.results.store import Record, ResultsStore
 from models.estimator import BenchClassifier, make_estimator
 from models.external import ExternalModel
 from models.inference import predict_scores
@@ -76,7 +77,7 @@ def make_plan(options: MatrixOptions) -> Plan:
             raise ConfigError(f"model label {model.label!r} is taken by a zoo model; give your model another name.")
         specs[model.label] = model
     from bench.attacks import ATTACKS
-    from bench.plan import SETTINGS
+    from bench.matrix.plan import SETTINGS
 
     attacks = tuple(ATTACKS.canonical(a) for a in options.attacks) if options.attacks else None
     settings = tuple(SETTINGS.canonical(s) for s in options.settings) if options.settings else None
@@ -99,7 +100,7 @@ class RunSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
-    diagnostics: int = 0  # gradient-health cells written (bench/diagnostics.py), beside the preset's cells
+    diagnostics: int = 0  # gradient-health cells written (bench/results/diagnostics.py), beside the preset's cells
 
 
 class MatrixRunner:
@@ -214,7 +215,7 @@ class MatrixRunner:
 
     def _sample_set(self, n: int, seed: int) -> SampleSet:
         """n test images drawn by ``seed``: the cell's seed, which the stored record keeps, so the worst case
-        can find each record's images again (bench.worst_case.image_indices)."""
+        can find each record's images again (bench.results.worst_case.image_indices)."""
         if self._test is None:
             self._test = datasets.load(self.options.dataset, "test", self.options.data_dir)
         if (n, seed) not in self._samples:

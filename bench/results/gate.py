@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.results import Record
+from bench.results.store import Record
 
 BASELINE_FORMAT = "bench-baseline"
 BASELINE_VERSION = 1

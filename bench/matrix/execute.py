@@ -9,11 +9,11 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench import diagnostics
 from bench.attacks import ATTACKS
+from bench.matrix.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
 from bench.paths import bench_home
-from bench.results import Record, ResultsStore, read_records
-from bench.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
+from bench.results import diagnostics
+from bench.results.store import Record, ResultsStore, read_records
 
 
 def results_store(out: Path | None) -> ResultsStore:
@@ -45,8 +45,8 @@ def _estimate(plan: Plan, options: MatrixOptions) -> str:
     """An upper bound: every iteration of every unique craft at the throughput of an untrained network."""
     import torch
 
-    from bench.datasets import dataset_info
-    from bench.passes import measure_throughput
+    from bench.data.datasets import dataset_info
+    from bench.matrix.passes import measure_throughput
     from models.network import build_network
 
     spec = next(iter(plan.specs.values()))
@@ -66,7 +66,7 @@ def execute(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: P
     """Run the plan into the results store under ``out`` (default BENCH_HOME/results), store the worst cases it
     implies, and write the dataset's report when ``reports_dir`` is given.
     Returns (summary, results store, report path or None)."""
-    from bench.worst_case import store_worst_cases
+    from bench.results.worst_case import store_worst_cases
 
     folder = out or bench_home() / "results"
     store = ResultsStore(folder / "results.sqlite")
@@ -86,7 +86,7 @@ def report_records(dataset: str, results: Path) -> list[Record]:
     """A dataset's records as a report shows them, read without writing: the worst case is derived from the
     other cells here, so a store last written by an older bench (or a run killed before it stored them)
     reports the same worst case as a fresh one."""
-    from bench.worst_case import ATTACK, worst_case_records
+    from bench.results.worst_case import ATTACK, worst_case_records
 
     records = [r for r in read_records(results, dataset=dataset) if r.attack != ATTACK]
     return sorted(records + worst_case_records(records), key=lambda r: r.name)
@@ -126,9 +126,9 @@ def reprice(dataset: str, store: ResultsStore, batch_size: int = 128) -> int:
     Returns the number of records updated; nothing but ``pass_seconds`` changes."""
     import dataclasses
 
-    from bench import datasets
-    from bench.craft import sample_set
-    from bench.passes import PassCount, measure_throughput
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
+    from bench.matrix.passes import PassCount, measure_throughput
     from models.spec import ModelSpec
     from models.store import ModelStore
 

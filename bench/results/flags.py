@@ -11,11 +11,11 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from bench import diagnostics
 from bench.attacks import attack_names
 from bench.attacks.family import ITERATIVE, SINGLE
-from bench.metrics import interval_text
-from bench.results import Record
+from bench.results import diagnostics
+from bench.results.metrics import interval_text
+from bench.results.store import Record
 
 # Which attacks each check compares, asked of the registry's descriptions. Flags compare accuracies at the
 # same eps, so only L-inf attacks take part (an L2 eps is another radius; minimal attacks have none).
@@ -208,7 +208,7 @@ GRADIENT_SHARE_LIMIT = 0.05  # a share of blind images above this (beyond sampli
 def blind_gradients(records: list[Record]) -> list[Flag]:
     """Images where the input gradient of the model's loss is zero, not finite, or below float32's rounding:
     every loss-gradient attack (FGSM, BIM, MIM, PGD, APGD on the loss) stands still on them, so its accuracy
-    there measures the gradient, not the model. Computed by the ``diagnostics`` cells (bench/diagnostics.py)."""
+    there measures the gradient, not the model. Computed by the ``diagnostics`` cells (bench/results/diagnostics.py)."""
     flags = []
     for r in records:
         if r.status != "ok" or r.setting != diagnostics.SETTING or r.ci_low is None:

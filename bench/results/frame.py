@@ -11,9 +11,9 @@ this order:
 3. measurements: ``MEASUREMENTS`` (rate is accuracy or success rate as ``metric`` says; norms, times, passes);
 4. provenance: ``PROVENANCE``.
 
-Three shapes of stored row meet here. Attack cells keep their whole configuration (``bench.plan.Cell.config``).
-Gradient-health cells (``bench.diagnostics``) keep the check, ``n_samples`` and a revision: no attack
-parameter. Worst-case cells (``bench.worst_case``) keep their component cells' names: their one parameter
+Three shapes of stored row meet here. Attack cells keep their whole configuration (``bench.matrix.plan.Cell.config``).
+Gradient-health cells (``bench.results.diagnostics``) keep the check, ``n_samples`` and a revision: no attack
+parameter. Worst-case cells (``bench.results.worst_case``) keep their component cells' names: their one parameter
 is the eps they share, taken from ``param``/``value``, and they have no ``n_samples``. Where a configuration
 does not say whether the cell is targeted, ``targeted`` is whether its metric is a success rate.
 Per-example outcomes, the configuration as JSON and the package versions are left out.
@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from bench.results import Record, ResultsStore, read_records
+from bench.results.store import Record, ResultsStore, read_records
 
 IDENTITY = (
     "cell_hash",
@@ -82,7 +82,7 @@ def results_frame(source: ResultsStore | str | Path, dataset: str | None = None)
     path = source.path if isinstance(source, ResultsStore) else Path(source)
     where: dict[str, Any] = {}
     if dataset is not None:
-        from bench.datasets import DATASETS  # imports torch: only when a dataset is named
+        from bench.data.datasets import DATASETS  # imports torch: only when a dataset is named
 
         where["dataset"] = DATASETS.canonical(dataset)
     return records_frame(read_records(path, **where))

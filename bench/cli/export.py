@@ -1,4 +1,4 @@
-"""`bench export`: a results store as one CSV, Parquet or JSON table (the columns of ``bench.frame``).
+"""`bench export`: a results store as one CSV, Parquet or JSON table (the columns of ``bench.results.frame``).
 
 The store is only read (``bench.results.read_records``); the output is written to a temporary file beside
 the target and renamed over it, so a reader never sees half a file and a failed export leaves the old one.
@@ -14,7 +14,7 @@ import click
 import pandas as pd
 
 from bench.errors import BenchError, ConfigError
-from bench.frame import results_frame
+from bench.results.frame import results_frame
 
 FORMATS = ("csv", "parquet", "json")
 SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}

@@ -17,10 +17,10 @@ from typing import Any
 
 import tomllib
 
-from bench import diagnostics
 from bench.attacks import ATTACKS
 from bench.errors import ConfigError, UnknownNameError
 from bench.registry import Registry
+from bench.results import diagnostics
 from models.spec import AdversarialTraining, TrainConfig
 
 SETTINGS = Registry[str]("threat setting")
@@ -33,7 +33,7 @@ TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
 
 PRESETS = Registry[Any]("preset")  # name -> a file (Path or importlib.resources Traversable) holding its TOML
 for _p in ("paper", "quick", "vu2018"):
-    PRESETS.register(_p, resources.files("bench.presets").joinpath(f"{_p}.toml"))
+    PRESETS.register(_p, resources.files("bench.matrix.presets").joinpath(f"{_p}.toml"))
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class Preset:
     groups: tuple[Group, ...]
     overrides: dict[str, dict[str, Any]]
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for the preset's models
-    diagnostic_samples: int = 500  # images for the gradient-health cells (bench/diagnostics.py)
+    diagnostic_samples: int = 500  # images for the gradient-health cells (bench/results/diagnostics.py)
 
     def train_config(self) -> TrainConfig:
         """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
@@ -105,7 +105,7 @@ def load_preset(name_or_path: str) -> Preset:
     except UnknownNameError as exc:  # a KeyError too, but its message already names the valid choices
         raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc
     except KeyError as exc:
-        raise ConfigError(f"preset {name_or_path!r} lacks the key {exc}; see bench/presets/paper.toml.") from exc
+        raise ConfigError(f"preset {name_or_path!r} lacks the key {exc}; see bench/matrix/presets/paper.toml.") from exc
     for group in preset.groups:
         if group.attack not in preset.samples:
             raise ConfigError(f"preset {preset.name!r} gives no sample count for attack {group.attack!r}.")

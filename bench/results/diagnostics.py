@@ -21,7 +21,7 @@ import json
 
 import torch
 
-from bench.metrics import wilson_interval
+from bench.results.metrics import wilson_interval
 from models.estimator import codebook_of
 
 SETTING = "diagnostics"

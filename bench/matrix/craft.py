@@ -23,9 +23,9 @@ import torch
 import torch.nn.functional as F
 
 from bench.attacks import ATTACKS
-from bench.datasets import Split
-from bench.passes import PassCount, count_passes
-from bench.plan import Cell
+from bench.data.datasets import Split
+from bench.matrix.passes import PassCount, count_passes
+from bench.matrix.plan import Cell
 
 
 @dataclass(frozen=True)

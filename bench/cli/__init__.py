@@ -201,8 +201,8 @@ def train(
 )
 def list_models(dataset, report) -> None:
     """List the models in the store, or write reports/models.md from it."""
-    from bench.datasets import DATASETS
-    from bench.model_report import model_rows, write_models_report
+    from bench.data.datasets import DATASETS
+    from bench.reports.models import model_rows, write_models_report
     from models.store import ModelStore
 
     metas = ModelStore().list()
@@ -269,8 +269,8 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...] | None:
 
 def _preset_models(dataset: str, preset: str, models: tuple[str, ...], progress: bool):
     """(canonical dataset, model names, stored models) of a preset, training what the store lacks."""
-    from bench.datasets import DATASETS
-    from bench.plan import load_preset
+    from bench.data.datasets import DATASETS
+    from bench.matrix.plan import load_preset
     from models.spec import make_spec
     from models.zoo import obtain
 
@@ -345,8 +345,8 @@ def matrix(
     progress,
 ) -> None:
     """Run every model x attack x threat setting of a preset and write the dataset's report."""
-    from bench.matrix_cli import describe_plan, run_matrix
-    from bench.runner import MatrixOptions, make_plan
+    from bench.matrix.execute import describe_plan, run_matrix
+    from bench.matrix.runner import MatrixOptions, make_plan
 
     _check_device(device)
     options = MatrixOptions(
@@ -386,14 +386,14 @@ def matrix(
 )
 def report(dataset, out, reports_dir, reprice) -> None:
     """Write reports/<dataset>/ from the results store alone."""
-    from bench.datasets import DATASETS
-    from bench.matrix_cli import write_report
+    from bench.data.datasets import DATASETS
+    from bench.matrix.execute import write_report
     from bench.paths import bench_home
 
     dataset = DATASETS.canonical(dataset)
     if reprice:
-        from bench.matrix_cli import reprice as reprice_store
-        from bench.matrix_cli import results_store
+        from bench.matrix.execute import reprice as reprice_store
+        from bench.matrix.execute import results_store
 
         click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
     path = write_report(dataset, out or bench_home() / "results", reports_dir, out)
@@ -401,8 +401,8 @@ def report(dataset, out, reports_dir, reprice) -> None:
 
 
 def _gate_options(dataset, preset, seed, device, progress):
-    from bench.datasets import DATASETS
-    from bench.runner import MatrixOptions
+    from bench.data.datasets import DATASETS
+    from bench.matrix.runner import MatrixOptions
 
     _check_device(device)
     return MatrixOptions(
@@ -454,8 +454,8 @@ configuration fails the gate too. Exit status: 0 all cells agree, 1 the gate fai
 @click.option("--strict", is_flag=True, help="Cells that are not in the baseline fail too.")
 def check(dataset, preset, seed, device, results, run_dir, progress, baseline, tolerance, strict) -> None:
     """Compare a run of a preset (by default run now) with a committed baseline; fail on drift."""
-    from bench.gate import compare, read_baseline
-    from bench.gate_cli import plan_records
+    from bench.matrix.gate_run import plan_records
+    from bench.results.gate import compare, read_baseline
 
     base = read_baseline(baseline)  # a malformed baseline is refused before any work
     options = _gate_options(dataset, preset, seed, device, progress)
@@ -477,8 +477,8 @@ def check(dataset, preset, seed, device, results, run_dir, progress, baseline, t
 )
 def write_baseline_command(dataset, preset, seed, device, results, run_dir, progress, out) -> None:
     """Write a new baseline on purpose: run the preset (or read --results) and store every cell's rate."""
-    from bench.gate import make_baseline, write_baseline
-    from bench.gate_cli import plan_records
+    from bench.matrix.gate_run import plan_records
+    from bench.results.gate import make_baseline, write_baseline
 
     options = _gate_options(dataset, preset, seed, device, progress)
     baseline = make_baseline(plan_records(options, results or run_dir, run=results is None), options.dataset, preset)
@@ -540,9 +540,9 @@ def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress)
     """Per-layer relative change and rank change under PGD, against noise (vu2018 Figures 1-4)."""
     from tqdm.auto import tqdm
 
-    from bench import datasets
     from bench.analyses.inside_report import PGD_PARAMS, analyse_model, write_inside_report
-    from bench.craft import sample_set
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
 
     dataset, names, stored = _preset_models(dataset, preset, models, progress)
     samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
@@ -598,9 +598,9 @@ def pictures(dataset, preset, models, search_samples, show, cw_iterations, cw_se
     """Pictures of adversarial examples and the smallest eps of a targeted PGD (saito2019 Figures 1-3)."""
     from tqdm.auto import tqdm
 
-    from bench import datasets
     from bench.analyses.pictures_report import picture_model, write_pictures_report
-    from bench.craft import sample_set
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
 
     if show > search_samples:
         raise click.BadParameter(f"--show {show} is more than --search-samples {search_samples}.")
@@ -632,7 +632,7 @@ def pictures(dataset, preset, models, search_samples, show, cw_iterations, cw_se
 @click.option("--out", type=click.Path(path_type=Path), default=Path("reports/benchmarks.md"), show_default=True)
 def benchmarks_report(json_path, out) -> None:
     """Write reports/benchmarks.md from the benchmark suite's JSON (loss_gradient and one batch per attack)."""
-    from bench.benchmarks_report import write_benchmarks_report
+    from bench.reports.benchmarks import write_benchmarks_report
 
     click.echo(f"wrote {write_benchmarks_report(json_path, out)}")
 
@@ -660,10 +660,10 @@ and cw_l2_codeword against ART's CarliniL2Method, and ART's NumPy and PyTorch pa
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_searches, seed, reports_dir, progress):
     """Our estimator and attacks beside ART's stock ones, on the same model, images and seed."""
-    from bench import datasets
-    from bench.compare_art import compare_report
-    from bench.craft import sample_set
-    from bench.plan import load_preset
+    from bench.analyses.compare_art import compare_report
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
+    from bench.matrix.plan import load_preset
     from models.estimator import make_estimator
     from models.spec import make_spec
     from models.zoo import obtain
@@ -715,8 +715,8 @@ def list_registered(category) -> None:
 
 def _add_commands() -> None:
     """Commands that live in their own modules."""
-    from bench.evaluate_cli import evaluate
-    from bench.export_cli import export
+    from bench.cli.evaluate import evaluate
+    from bench.cli.export import export
 
     main.add_command(export)
     main.add_command(evaluate)

@@ -23,7 +23,7 @@ from tabulate import tabulate
 from torch import nn
 
 from bench.attacks import ATTACKS
-from bench.passes import count_passes
+from bench.matrix.passes import count_passes
 from models.estimator import BenchClassifier
 
 

@@ -29,7 +29,7 @@ from bench.errors import ConfigError, DatasetError
 from bench.paths import bench_home
 from bench.registry import Registry
 
-PACKAGE_DATA = Path(__file__).parent / "data"
+PACKAGE_DATA = Path(__file__).parent  # this folder also holds the shipped MNIST files (mnist/)
 DATA_DIR_ENV = "BENCH_DATA_DIR"
 SPLITS = ("train", "test")
 IDX_FILES = (

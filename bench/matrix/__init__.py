@@ -1,0 +1,1 @@
+"""The matrix: presets, cells and threat settings, the runner and its crafting, pass counting."""
