@@ -1,0 +1,210 @@
+"""`bench lipschitz`, `inside`, `pictures`, `compare-art` and `benchmarks-report`: the analyses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench.cli.common import preset_models
+
+EPILOG_LIPSCHITZ = """\b
+Examples:
+  bench lipschitz --dataset mnist
+  bench lipschitz --dataset fashion_mnist --models O:SOFTMAX:CE,O:SOFTMAX:MSE
+
+Writes reports/<dataset>/lipschitz.md (a table per model, the product bound) and
+plots/lipschitz_conv.png (Figure 4: each conv layer's bound, model against model).
+Models come from the store and are trained first where missing.
+"""
+
+
+@click.command(epilog=EPILOG_LIPSCHITZ)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose models and training to take.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def lipschitz(dataset, preset, models, reports_dir, progress) -> None:
+    """Per-layer Lipschitz upper bounds of every model (FFT method, checked by power iteration)."""
+    from bench.analyses.lipschitz_report import write_lipschitz_report
+
+    dataset, names, stored = preset_models(dataset, preset, models, progress)
+    command = f"bench lipschitz --dataset {dataset}" + (f" --models {','.join(names)}" if models else "")
+    path = write_lipschitz_report(dataset, stored, reports_dir / dataset, command)
+    click.echo(f"wrote {path}")
+
+
+EPILOG_INSIDE = """\b
+Examples:
+  bench inside --dataset mnist
+  bench inside --dataset mnist --models O:SOFTMAX:CE,lmcl --n-samples 500
+
+Writes reports/<dataset>/inside.md with plots/inside_relative_change.png and
+plots/inside_rank_change_pgd.png: per-layer relative change under PGD against
+uniform noise of the same eps, and the rank of the clean prediction under PGD.
+"""
+
+
+@click.command(epilog=EPILOG_INSIDE)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose models and training to take.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option("--n-samples", type=click.IntRange(1), default=200, show_default=True, help="Test images (seeded).")
+@click.option(
+    "--eps", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="L-inf radius (pixels in [0, 1])."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress) -> None:
+    """Per-layer relative change and rank change under PGD, against noise (vu2018 Figures 1-4)."""
+    from tqdm.auto import tqdm
+
+    from bench.analyses.inside_report import PGD_PARAMS, analyse_model, write_inside_report
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
+
+    dataset, names, stored = preset_models(dataset, preset, models, progress)
+    samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
+    params = {**PGD_PARAMS, "eps": eps}
+    results = [analyse_model(m, samples, seed, params, 128) for m in tqdm(stored, desc="inside", disable=not progress)]
+    command = f"bench inside --dataset {dataset} --n-samples {n_samples}" + (f" --eps {eps}" if eps != 0.3 else "")
+    if models:
+        command += f" --models {','.join(names)}"
+    click.echo(f"wrote {write_inside_report(dataset, results, n_samples, params, reports_dir / dataset, command)}")
+
+
+EPILOG_PICTURES = """\b
+Examples:
+  bench pictures --dataset mnist
+  bench pictures --dataset mnist --models O:SOFTMAX:CE,R:TANH:MSE --search-samples 500
+
+Writes reports/<dataset>/pictures.md and plots/pictures_*.png: per model, targeted PGD at the
+smallest eps that puts every image of the search sample on its target (saito2019 Figure 1's
+measure), targeted MIM at eps 0.1 (Figure 2) and the codeword CW-L2 at c = 0.1 (Figure 3).
+"""
+
+
+@click.command(epilog=EPILOG_PICTURES)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose models and training to take.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option(
+    "--search-samples",
+    type=click.IntRange(1),
+    default=100,
+    show_default=True,
+    help="Test images for the smallest-eps search (seeded).",
+)
+@click.option("--show", type=click.IntRange(1, 20), default=8, show_default=True, help="Images per picture.")
+@click.option(
+    "--cw-iterations",
+    type=click.IntRange(1),
+    default=1000,
+    show_default=True,
+    help="Codeword CW iterations per c (Table 2: 1000).",
+)
+@click.option(
+    "--cw-searches",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Codeword CW binary-search steps (Table 2: 5).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def pictures(dataset, preset, models, search_samples, show, cw_iterations, cw_searches, seed, reports_dir, progress):
+    """Pictures of adversarial examples and the smallest eps of a targeted PGD (saito2019 Figures 1-3)."""
+    from tqdm.auto import tqdm
+
+    from bench.analyses.pictures_report import picture_model, write_pictures_report
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
+
+    if show > search_samples:
+        raise click.BadParameter(f"--show {show} is more than --search-samples {search_samples}.")
+    dataset, names, stored = preset_models(dataset, preset, models, progress)
+    samples = sample_set(datasets.load(dataset, "test"), search_samples, seed)
+    plots = reports_dir / dataset / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    cw = {"c": 0.1, "binary_search_steps": cw_searches, "max_iter": cw_iterations}
+    results = [
+        picture_model(m, samples, show, seed, cw, plots) for m in tqdm(stored, desc="pictures", disable=not progress)
+    ]
+    command = f"bench pictures --dataset {dataset} --search-samples {search_samples} --show {show} --seed {seed}"
+    if (cw_iterations, cw_searches) != (1000, 5):
+        command += f" --cw-iterations {cw_iterations} --cw-searches {cw_searches}"
+    if models:
+        command += f" --models {','.join(names)}"
+    click.echo(f"wrote {write_pictures_report(dataset, results, show, reports_dir / dataset, command)}")
+
+
+@click.command(name="benchmarks-report")
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=Path("reports/benchmarks.json"),
+    show_default=True,
+    help="What `pytest benchmarks --benchmark-only --benchmark-json=FILE` saved.",
+)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("reports/benchmarks.md"), show_default=True)
+def benchmarks_report(json_path, out) -> None:
+    """Write reports/benchmarks.md from the benchmark suite's JSON (loss_gradient and one batch per attack)."""
+    from bench.reports.benchmarks import write_benchmarks_report
+
+    click.echo(f"wrote {write_benchmarks_report(json_path, out)}")
+
+
+EPILOG_COMPARE = """\b
+Examples:
+  bench compare-art --dataset mnist
+  bench compare-art --dataset mnist --n-samples 500 --cw-samples 50 --cw-iterations 1000
+
+Writes reports/<dataset>/compare_art.md: our O:SOFTMAX:CE estimator against ART's PyTorchClassifier
+with CrossEntropyLoss on the same network (predictions, gradients, FGSM and PGD results), our cw_l2
+and cw_l2_codeword against ART's CarliniL2Method, and ART's NumPy and PyTorch paths of PGD.
+"""
+
+
+@click.command(name="compare-art", epilog=EPILOG_COMPARE)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="Whose training to take for the model.")
+@click.option("--n-samples", type=click.IntRange(1), default=200, show_default=True, help="Test images (seeded).")
+@click.option("--cw-samples", type=click.IntRange(0), default=20, show_default=True, help="Images for CW (0: skip).")
+@click.option("--cw-iterations", type=click.IntRange(1), default=100, show_default=True, help="CW iterations per c.")
+@click.option("--cw-searches", type=click.IntRange(1), default=5, show_default=True, help="CW binary-search steps.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_searches, seed, reports_dir, progress):
+    """Our estimator and attacks beside ART's stock ones, on the same model, images and seed."""
+    from bench.analyses.compare_art import compare_report
+    from bench.data import datasets
+    from bench.matrix.craft import sample_set
+    from bench.matrix.plan import load_preset
+    from models.estimator import make_estimator
+    from models.spec import make_spec
+    from models.zoo import obtain
+
+    dataset = datasets.DATASETS.canonical(dataset)
+    chosen = load_preset(preset)
+    stored = obtain(make_spec(dataset, "O:SOFTMAX:CE", chosen.arch, chosen.train_config()), progress=progress)
+    est = make_estimator(stored.spec, stored.network, tuple(stored.meta["input_shape"]), stored.meta["n_classes"])
+    samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
+    cw = {"c": 0.01, "binary_search_steps": cw_searches, "max_iter": cw_iterations}
+    command = f"bench compare-art --dataset {dataset} --n-samples {n_samples} --cw-samples {cw_samples}"
+    command += f" --cw-iterations {cw_iterations} --cw-searches {cw_searches} --seed {seed}"
+    title = (
+        f"# {dataset}: our parts beside ART's stock parts\n\nGenerated by `{command}`; do not edit by hand. "
+        f"Model {stored.meta['name']} (store key {stored.spec.key()}); {n_samples} seeded test images "
+        f"({cw_samples} for CW: c = 0.01, {cw_searches} x {cw_iterations} iterations); seed {seed}."
+    )
+    text = compare_report(est, samples.x.numpy(), samples.y.numpy(), seed, cw_samples, cw, title)
+    path = reports_dir / dataset / "compare_art.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    click.echo(f"wrote {path}")
+

@@ -1,0 +1,160 @@
+"""`bench matrix` and `bench report`: run a preset's cells, write a dataset's report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench.cli.common import check_device, split
+
+EPILOG_MATRIX = """
+\b
+Examples:
+  bench matrix --dataset mnist                       # the papers' whole evaluation (preset "paper")
+  bench matrix --dataset mnist --preset quick        # the same cells, fewer images and iterations
+  bench matrix --dataset mnist --dry-run             # the plan and its estimated cost, nothing run
+  bench matrix --dataset mnist --attacks pgd,fgsm --models O:SOFTMAX:CE,R:TANH:MSE
+  bench matrix --dataset mnist --n-samples cw_l2=200,pgd=2000
+  bench matrix --dataset mnist --settings transfer --transfer-matrix
+
+\b
+Threat settings: whitebox_untargeted (accuracy), whitebox_targeted (success rate, one random
+target per image from the seed), transfer (crafted on O:SOFTMAX:CE, or every pair with
+--transfer-matrix), tailored (targeted cw_l2 against cw_l2_codeword).
+{attacks}
+Finished cells are skipped on a rerun; an interrupted run resumes where it stopped.
+"""
+
+
+def _attack_lines() -> str:
+    """The registered attacks, the papers' and the harness's apart (`bench ls attacks` says more)."""
+    from bench.attacks import ATTACKS
+
+    def names(knows: bool) -> str:
+        return ", ".join(n for n, f in ATTACKS.items() if f.knows_model == knows)
+
+    return f"Attacks: {names(False)};\nand the attacks that know the model: {names(True)}."
+
+
+EPILOG_MATRIX = EPILOG_MATRIX.format(attacks=_attack_lines())
+
+
+def _parse_samples(text: str | None) -> dict[str, int]:
+    """'500' (every attack) or 'cw_l2=50,pgd=1000'."""
+    from bench.attacks import ATTACKS
+    from bench.errors import ConfigError
+
+    if not text:
+        return {}
+    out: dict[str, int] = {}
+    for part in text.split(","):
+        name, sep, number = part.partition("=")
+        if not sep:
+            name, number = "*", name
+        try:
+            n = int(number)
+        except ValueError:
+            raise ConfigError(f"--n-samples {part!r}: expected N or attack=N with N a whole number.") from None
+        if n < 1:
+            raise ConfigError(f"--n-samples {part!r}: the number of images must be at least 1.")
+        for attack in ATTACKS.names() if name == "*" else [ATTACKS.canonical(name.strip())]:
+            out[attack] = n
+    return out
+
+
+@click.command(epilog=EPILOG_MATRIX)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--preset", default="paper", show_default=True, help="paper, quick, or a path to a preset TOML file.")
+@click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")
+@click.option("--attacks", multiple=True, help="Comma-separated attack names (default: all of the preset's).")
+@click.option("--settings", multiple=True, help="Comma-separated threat settings (default: all).")
+@click.option("--n-samples", default=None, help="Images per cell: N, or attack=N pairs (default: the preset's).")
+@click.option("--seed", type=int, default=None, help="Seeds the images, targets and random starts (preset: 0).")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option("--transfer-matrix", is_flag=True, help="Transfer between every source and target model.")
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Attack batch size.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and its estimated cost; run nothing.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Results folder (SQLite store and adversarial cache); default BENCH_HOME/results.",
+)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option("--data-dir", envvar="BENCH_DATA_DIR", type=click.Path(path_type=Path), default=None)
+@click.option("--codebook-key", envvar="BENCH_CODEBOOK_KEY", default=None, help="Secret key of R:TANH:MSE's codebook.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def matrix(
+    dataset,
+    preset,
+    models,
+    attacks,
+    settings,
+    n_samples,
+    seed,
+    device,
+    transfer_matrix,
+    batch_size,
+    dry_run,
+    out,
+    reports_dir,
+    data_dir,
+    codebook_key,
+    progress,
+) -> None:
+    """Run every model x attack x threat setting of a preset and write the dataset's report."""
+    from bench.matrix.execute import describe_plan, run_matrix
+    from bench.matrix.runner import MatrixOptions, make_plan
+
+    check_device(device)
+    options = MatrixOptions(
+        dataset=dataset,
+        preset=preset,
+        models=split(models),
+        attacks=split(attacks),
+        settings=split(settings),
+        n_samples=_parse_samples(n_samples),
+        seed=seed,
+        device=device,
+        transfer_matrix=transfer_matrix,
+        batch_size=batch_size,
+        data_dir=data_dir,
+        codebook_key=codebook_key,
+        progress=progress,
+    )
+    plan = make_plan(options)
+    click.echo(describe_plan(plan, options, estimate=dry_run))
+    if dry_run:
+        return
+    summary = run_matrix(plan, options, out, reports_dir)
+    click.echo(summary)
+
+
+@click.command()
+@click.option("--dataset", required=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=None, help="Results folder (default BENCH_HOME/results)."
+)
+@click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
+@click.option(
+    "--reprice",
+    is_flag=True,
+    help="Re-measure each cell's pass price on this machine at the batch size its attack ran with "
+    "(stores written before passes were priced that way); needs the models in the store.",
+)
+def report(dataset, out, reports_dir, reprice) -> None:
+    """Write reports/<dataset>/ from the results store alone."""
+    from bench.data.datasets import DATASETS
+    from bench.matrix.execute import write_report
+    from bench.paths import bench_home
+
+    dataset = DATASETS.canonical(dataset)
+    if reprice:
+        from bench.matrix.execute import reprice as reprice_store
+        from bench.matrix.execute import results_store
+
+        click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
+    path = write_report(dataset, out or bench_home() / "results", reports_dir, out)
+    click.echo(f"wrote {path}")
+

@@ -1,0 +1,161 @@
+"""`bench train` and `bench models`: the model zoo and its store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tabulate import tabulate
+
+from bench.cli.common import check_device
+
+EPILOG_TRAIN = """
+\b
+Examples:
+  bench train --dataset mnist --model R:TANH:MSE --arch cnn
+  bench train --dataset mnist --model all
+  bench train --dataset mnist --model lmcl_s10_m0.3 --pgd-at --epochs 10
+  bench train --dataset fashion_mnist --model O:SOFTMAX:CE --model O:SOFTMAX:MSE
+
+{models}
+"""
+
+
+def _model_lines() -> str:
+    """The built-in model kinds with their aliases, from the registry (plugins: `bench ls models`)."""
+    from models.kinds import KINDS, built_in_kinds
+
+    lines = ["\b", "Models (the papers' names; lower_snake aliases in brackets; `bench ls models` for plugins):"]
+    for name in built_in_kinds():
+        kind = KINDS.get(name)
+        aliases = f" [{', '.join(kind.aliases)}]" if kind.aliases else ""
+        lines.append(f"  {name:<14} {kind.description}{aliases}")
+    lines.append("  all            every built-in kind above")
+    return "\n".join(lines)
+
+
+EPILOG_TRAIN = EPILOG_TRAIN.format(models=_model_lines())
+
+
+@click.command(epilog=EPILOG_TRAIN)
+@click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
+@click.option("--model", "models", multiple=True, required=True, help="Model name, repeatable, or 'all'.")
+@click.option("--arch", default="cnn", show_default=True, help="cnn (vu2018 Table I) or densenet (DenseNet-BC).")
+@click.option("--epochs", type=int, default=6, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate (cosine decay to 0).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the initialisation and batch order.")
+@click.option("--n-train", type=int, default=None, help="Train on a seeded subset of this many images (quick runs).")
+@click.option("--pgd-at", is_flag=True, help="PGD adversarial training (Madry et al.) as in vu2018.")
+@click.option("--pgd-eps", type=float, default=0.3, show_default=True, help="L-inf radius of the training attack.")
+@click.option("--pgd-step", type=float, default=0.01, show_default=True, help="Step size of the training attack.")
+@click.option("--pgd-iter", type=int, default=40, show_default=True, help="Steps of the training attack (vu2018: 40).")
+@click.option("--codeword-length", type=int, default=128, show_default=True, help="d for R:TANH:MSE.")
+@click.option(
+    "--codebook-key",
+    envvar="BENCH_CODEBOOK_KEY",
+    default=None,
+    help="Secret key of the R:TANH:MSE codebook (or BENCH_CODEBOOK_KEY); a public default otherwise.",
+)
+@click.option("--lmcl-s", type=float, default=10.0, show_default=True, help="LMCL scale s.")
+@click.option("--lmcl-m", type=float, default=0.3, show_default=True, help="LMCL margin m.")
+@click.option("--depth", type=int, default=22, show_default=True, help="DenseNet-BC depth (6n + 4).")
+@click.option("--growth", type=int, default=12, show_default=True, help="DenseNet growth rate k.")
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
+@click.option(
+    "--data-dir",
+    envvar="BENCH_DATA_DIR",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Folder with the dataset files (or BENCH_DATA_DIR).",
+)
+@click.option("--force", is_flag=True, help="Retrain even if the store has the model.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bars.")
+def train(
+    dataset,
+    models,
+    arch,
+    epochs,
+    batch_size,
+    lr,
+    seed,
+    n_train,
+    pgd_at,
+    pgd_eps,
+    pgd_step,
+    pgd_iter,
+    codeword_length,
+    codebook_key,
+    lmcl_s,
+    lmcl_m,
+    depth,
+    growth,
+    device,
+    data_dir,
+    force,
+    progress,
+) -> None:
+    """Train models (or take them from the store) and print their clean test accuracy."""
+    from models.kinds import built_in_kinds
+    from models.spec import AdversarialTraining, TrainConfig, make_spec
+    from models.store import ModelStore
+    from models.zoo import obtain
+
+    names = built_in_kinds() if any(m.lower() == "all" for m in models) else list(models)
+    adversarial = AdversarialTraining(pgd_eps, pgd_step, pgd_iter) if pgd_at else None
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, adversarial=adversarial, n_train=n_train
+    )
+    specs = [
+        make_spec(
+            dataset,
+            name,
+            arch,
+            config,
+            codeword_length=codeword_length,
+            codebook_key=codebook_key,
+            lmcl_s=lmcl_s,
+            lmcl_m=lmcl_m,
+            densenet_depth=depth,
+            densenet_growth=growth,
+        )
+        for name in names
+    ]
+    check_device(device)
+    store = ModelStore()
+    rows = []
+    for spec in specs:
+        stored = obtain(
+            spec, store, data_dir=data_dir, device=device, codebook_key=codebook_key, progress=progress, force=force
+        )
+        m = stored.meta
+        rows.append(
+            [spec.name, f"{100 * m['clean_accuracy']:.2f}%", m["n_test"], f"{m['train_seconds']:.0f}", m["key"]]
+        )
+    click.echo(tabulate(rows, headers=["model", "clean accuracy", "test images", "train s", "store key"]))
+
+
+@click.command(name="models")
+@click.option("--dataset", default=None, help="Only this dataset.")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write the markdown report (e.g. reports/models.md) instead of printing a table.",
+)
+def list_models(dataset, report) -> None:
+    """List the models in the store, or write reports/models.md from it."""
+    from bench.data.datasets import DATASETS
+    from bench.reports.models import model_rows, write_models_report
+    from models.store import ModelStore
+
+    metas = ModelStore().list()
+    if dataset:
+        wanted = DATASETS.canonical(dataset)
+        metas = [m for m in metas if m["spec"]["dataset"] == wanted]
+    if report:
+        click.echo(f"wrote {write_models_report(metas, report)} ({len(metas)} models)")
+        return
+    rows = model_rows(metas)
+    click.echo(tabulate(rows, headers="keys") if rows else "the store is empty; train with `bench train`")
+
