@@ -10,14 +10,13 @@ from torch import nn
 from bench.analyses.inside import (
     layer_names,
     layer_outputs,
-    plot_rank_histograms,
-    plot_relative_change,
     rank_change,
     rank_histogram,
     relative_change,
     relative_change_per_example,
     uniform_noise_like,
 )
+from bench.analyses.inside_plots import plot_rank_histograms, plot_relative_change
 from models.architectures import DenseNetBC
 from models.heads import LinearHead
 from models.network import Network, build_network

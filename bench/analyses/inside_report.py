@@ -16,13 +16,12 @@ import torch.nn.functional as F
 from tabulate import tabulate
 
 from bench.analyses.inside import (
-    plot_rank_histograms,
-    plot_relative_change,
     rank_change,
     rank_histogram,
     relative_change,
     uniform_noise_like,
 )
+from bench.analyses.inside_plots import plot_rank_histograms, plot_relative_change
 from bench.attacks import ATTACKS
 from bench.matrix.craft import SampleSet
 from models.estimator import make_estimator
