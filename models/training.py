@@ -61,19 +61,8 @@ def train_model(
     n = len(train_split)
     batches = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * batches
-    if cfg.schedule == "cosine":
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
-        )
-    else:
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-
-    state, order = Progress(), None
-    resumed = checkpoint_dir and checkpoint.load(checkpoint_dir, spec.key(), network, optimizer, generator)
-    if resumed:
-        order, state = resumed
-        scheduler.last_epoch = state.epoch * batches + state.batch  # the optimizer's lr came with the checkpoint
-        log.info("%s: resuming at epoch %d, batch %d of %d", spec.name, state.epoch + 1, state.batch, batches)
+    scheduler = _schedule(optimizer, cfg.schedule, total_steps)
+    order, state = _resume(checkpoint_dir, spec, network, optimizer, generator, scheduler, batches)
     start = last_checkpoint = time.perf_counter()
     while state.epoch < cfg.epochs:
         epoch = state.epoch
@@ -90,19 +79,9 @@ def train_model(
         for b in bar:
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             x, y = train_split.x[idx].to(device), train_split.y[idx].to(device)
-            if cfg.adversarial:
-                network.eval()  # attack the model as it is now; batch-norm statistics untouched
-                a = cfg.adversarial
-                x = pgd_linf(network, loss_fn, x, y, a.eps, a.eps_step, a.max_iter, generator=generator)
-            network.train()
-            optimizer.zero_grad(set_to_none=True)
-            scores = network(x)
-            loss = loss_fn(scores, y)
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
+            loss, correct = _train_step(network, loss_fn, optimizer, scheduler, x, y, cfg.adversarial, generator)
             for tally in (state.epoch_tally, state.window):
-                _add(tally, loss.item(), int((scores.argmax(1) == y).sum()), len(y))
+                _add(tally, loss, correct, len(y))
             step = epoch * batches + b + 1
             if step % CURVE_EVERY == 0 or step == total_steps:
                 state.curve.append({"step": step, **_take(state.window)})
@@ -121,6 +100,43 @@ def train_model(
     acc = accuracy(network, test_split.x, test_split.y, device=device)
     log.info("%s: clean test accuracy %.4f on %d images, %.0f s", spec.name, acc, len(test_split), seconds)
     return TrainedModel(network.cpu(), acc, len(test_split), seconds, state.history, state.curve)
+
+
+def _resume(checkpoint_dir, spec, network, optimizer, generator, scheduler, batches: int) -> tuple:
+    """(epoch order, progress) from a checkpoint in ``checkpoint_dir``, restoring the trainer's state in place;
+    (None, a fresh Progress) when there is none."""
+    resumed = checkpoint_dir and checkpoint.load(checkpoint_dir, spec.key(), network, optimizer, generator)
+    if not resumed:
+        return None, Progress()
+    order, state = resumed
+    scheduler.last_epoch = state.epoch * batches + state.batch  # the optimizer's lr came with the checkpoint
+    log.info("%s: resuming at epoch %d, batch %d of %d", spec.name, state.epoch + 1, state.batch, batches)
+    return order, state
+
+
+def _schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Cosine annealing to 0 over every step, or a constant learning rate."""
+    if schedule == "cosine":
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * step / total_steps))
+        )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def _train_step(network, loss_fn, optimizer, scheduler, x, y, adversarial, generator) -> tuple[float, int]:
+    """One optimiser step on a batch (replaced by PGD examples under adversarial training): (loss, correct)."""
+    if adversarial:
+        network.eval()  # attack the model as it is now; batch-norm statistics untouched
+        a = adversarial
+        x = pgd_linf(network, loss_fn, x, y, a.eps, a.eps_step, a.max_iter, generator=generator)
+    network.train()
+    optimizer.zero_grad(set_to_none=True)
+    scores = network(x)
+    loss = loss_fn(scores, y)
+    loss.backward()
+    optimizer.step()
+    scheduler.step()
+    return loss.item(), int((scores.argmax(1) == y).sum())
 
 
 def _add(tally: dict[str, float], loss: float, correct: int, seen: int) -> None:

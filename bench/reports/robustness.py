@@ -80,11 +80,51 @@ def _gradient_line(model: str, records: list[Record]) -> str:
     return f" Gradient health on {next(iter(shares.values())).n} images: {', '.join(parts)}."
 
 
+HEADERS = [
+    "model",
+    "eps",
+    "clean",
+    "papers' strongest [95%]",
+    "harness's strongest [95%]",
+    "strongest on shared images",
+    "worst case [95%]",
+    "attacks",
+    "images",
+]
+INTRO = (
+    "Per model and L-inf eps: the strongest of the papers' attacks (FGSM, BIM, MIM, PGD on the model's "
+    "loss, white-box or transferred), the strongest of the attacks that know the model (margin PGD on the "
+    "decision scores, APGD, Square), each on its own images with its interval; the single attack that "
+    "left the fewest images correct on the images all cells share; and the worst case per example over "
+    "every untargeted attack at that eps (an image counts only if every attack failed on it), stored as "
+    "the `worst_case` cell. The worst case is the number to quote. Flags are explained in "
+    "`reports/FLAGS.md`; gradient health is the `diagnostics` cells' share of images whose loss gradient "
+    "is zero, vanishing (below 1e-8) or whose output is saturated."
+)
+
+
+def _worst_case_row(model: str, w: Record, by_name: dict[str, Record], papers, harness) -> list:
+    """One row of the table: a model's worst case at one eps beside the strongest single attacks."""
+    members = [by_name[name] for name in w.config["components"] if name in by_name]
+    name, alone = strongest_single(w)
+    return [
+        model,
+        f"{w.value:g}",
+        f"{w.clean_accuracy:.3f}" if w.clean_accuracy is not None else "—",
+        _strongest(members, papers),
+        _strongest(members, harness),
+        f"{_attack_label(name)}: {alone:.3f}",
+        interval_text(w),
+        len(w.config["components"]),
+        w.n,
+    ]
+
+
 def robustness_section(records: list[Record]) -> str:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
         return ""
-    worst = [r for r in ok if r.attack == ATTACK]  # derived from the other cells (bench.matrix.execute.report_records)
+    worst = [r for r in ok if r.attack == ATTACK]  # derived from the other cells (bench.reports.dataset.report_records)
     flags = all_flags(ok)
     by_name = {r.name: r for r in ok}
     by_model: dict[str, list[Record]] = defaultdict(list)
@@ -92,41 +132,13 @@ def robustness_section(records: list[Record]) -> str:
         by_model[w.model].append(w)
     models = sorted({r.model for r in ok})
     papers, harness = papers_attacks(), harness_attacks()
-    rows = []
-    for model in models:
-        for w in sorted(by_model.get(model, []), key=lambda r: r.value):
-            members = [by_name[name] for name in w.config["components"] if name in by_name]
-            name, alone = strongest_single(w)
-            rows.append(
-                [
-                    model,
-                    f"{w.value:g}",
-                    f"{w.clean_accuracy:.3f}" if w.clean_accuracy is not None else "—",
-                    _strongest(members, papers),
-                    _strongest(members, harness),
-                    f"{_attack_label(name)}: {alone:.3f}",
-                    interval_text(w),
-                    len(w.config["components"]),
-                    w.n,
-                ]
-            )
+    rows = [
+        _worst_case_row(model, w, by_name, papers, harness)
+        for model in models
+        for w in sorted(by_model.get(model, []), key=lambda r: r.value)
+    ]
     table = (
-        tabulate(
-            rows,
-            [
-                "model",
-                "eps",
-                "clean",
-                "papers' strongest [95%]",
-                "harness's strongest [95%]",
-                "strongest on shared images",
-                "worst case [95%]",
-                "attacks",
-                "images",
-            ],
-            tablefmt="github",
-            disable_numparse=True,
-        )
+        tabulate(rows, HEADERS, tablefmt="github", disable_numparse=True)
         if rows
         else "_no eps with two or more untargeted attacks yet_"
     )
@@ -135,24 +147,4 @@ def robustness_section(records: list[Record]) -> str:
     flag_table = (
         tabulate(flag_rows, ["model", "flag", "evidence"], tablefmt="github") if flag_rows else "No flag fired."
     )
-    return "\n".join(
-        [
-            "### Does the robustness hold?",
-            "",
-            "Per model and L-inf eps: the strongest of the papers' attacks (FGSM, BIM, MIM, PGD on the model's "
-            "loss, white-box or transferred), the strongest of the attacks that know the model (margin PGD on the "
-            "decision scores, APGD, Square), each on its own images with its interval; the single attack that "
-            "left the fewest images correct on the images all cells share; and the worst case per example over "
-            "every untargeted attack at that eps (an image counts only if every attack failed on it), stored as "
-            "the `worst_case` cell. The worst case is the number to quote. Flags are explained in "
-            "`reports/FLAGS.md`; gradient health is the `diagnostics` cells' share of images whose loss gradient "
-            "is zero, vanishing (below 1e-8) or whose output is saturated.",
-            "",
-            table,
-            "",
-            *verdicts,
-            "",
-            flag_table,
-            "",
-        ]
-    )
+    return "\n".join(["### Does the robustness hold?", "", INTRO, "", table, "", *verdicts, "", flag_table, ""])
