@@ -69,11 +69,15 @@ def run_matrix(
     external (networks of your own; see ``evaluate``).
     """
     from bench.matrix.execute import execute
+    from bench.reports.dataset import write_report
 
     opts = _options(dataset, str(preset), plugins, **options)
     out_path = Path(out) if out is not None else None
-    summary, store, report_path = execute(make_plan(opts), opts, out_path, _path(reports_dir))
-    return MatrixRun(summary, store.path.parent, report_path)
+    plan = make_plan(opts)
+    summary, store = execute(plan, opts, out_path)
+    dataset = plan.cells[0].dataset if plan.cells else opts.dataset
+    written = write_report(dataset, store.path.parent, Path(reports_dir), out_path) if reports_dir else None
+    return MatrixRun(summary, store.path.parent, written)
 
 
 def evaluate(
@@ -139,8 +143,8 @@ def train(
 
 def report(dataset: str, results: str | Path | None = None, reports_dir: str | Path = "reports") -> Path:
     """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone."""
-    from bench.matrix.execute import write_report
     from bench.paths import bench_home
+    from bench.reports.dataset import write_report
 
     dataset = DATASETS.canonical(dataset)
     out = Path(results) if results is not None else None

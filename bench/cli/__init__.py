@@ -64,7 +64,6 @@ def main(verbose: int, plugins: tuple[str, ...]) -> None:
         raise UserError(str(exc)) from exc
 
 
-
 def _add_commands() -> None:
     """Each group of commands lives in its own module; this group only collects them."""
     from bench.cli.analyses import benchmarks_report, compare_art, inside, lipschitz, pictures

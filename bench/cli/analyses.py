@@ -207,4 +207,3 @@ def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_search
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     click.echo(f"wrote {path}")
-

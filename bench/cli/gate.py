@@ -94,4 +94,3 @@ def write_baseline_command(dataset, preset, seed, device, results, run_dir, prog
     path = out or Path("reports") / "baselines" / f"{options.dataset}-{Path(preset).stem}.json"
     write_baseline(path, baseline)
     click.echo(f"wrote {path}: {len(baseline['cells'])} cells, {len(baseline['errors'])} errored")
-

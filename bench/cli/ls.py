@@ -28,4 +28,3 @@ def list_registered(category) -> None:
         if not category:
             click.echo(f"\n{name}:")
         click.echo(tabulate(rows(name), headers="keys"))
-

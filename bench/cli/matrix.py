@@ -104,8 +104,10 @@ def matrix(
     progress,
 ) -> None:
     """Run every model x attack x threat setting of a preset and write the dataset's report."""
-    from bench.matrix.execute import describe_plan, run_matrix
+    from bench.matrix.execute import describe_plan, execute
     from bench.matrix.runner import MatrixOptions, make_plan
+    from bench.paths import bench_home
+    from bench.reports.dataset import write_report
 
     check_device(device)
     options = MatrixOptions(
@@ -127,8 +129,9 @@ def matrix(
     click.echo(describe_plan(plan, options, estimate=dry_run))
     if dry_run:
         return
-    summary = run_matrix(plan, options, out, reports_dir)
-    click.echo(summary)
+    summary, _ = execute(plan, options, out)
+    dataset = plan.cells[0].dataset if plan.cells else options.dataset
+    click.echo(_summary_text(summary, write_report(dataset, out or bench_home() / "results", reports_dir, out)))
 
 
 @click.command()
@@ -146,8 +149,8 @@ def matrix(
 def report(dataset, out, reports_dir, reprice) -> None:
     """Write reports/<dataset>/ from the results store alone."""
     from bench.data.datasets import DATASETS
-    from bench.matrix.execute import write_report
     from bench.paths import bench_home
+    from bench.reports.dataset import write_report
 
     dataset = DATASETS.canonical(dataset)
     if reprice:
@@ -158,3 +161,16 @@ def report(dataset, out, reports_dir, reprice) -> None:
     path = write_report(dataset, out or bench_home() / "results", reports_dir, out)
     click.echo(f"wrote {path}")
 
+
+def _summary_text(summary, report: Path) -> str:
+    """One line for the run (a bench.matrix.runner.RunSummary), and every failed cell on stderr."""
+    lines = [
+        f"{summary.done} cells run, {summary.skipped} already finished, {len(summary.failed)} failed; report: {report}"
+    ]
+    if summary.diagnostics:
+        lines[0] += f" (and {summary.diagnostics} gradient-health cells)"
+    for name, error in summary.failed:
+        lines.append(f"  FAILED {name}: {error}")
+    if summary.failed:
+        click.echo("\n".join(lines), err=True)
+    return lines[0]

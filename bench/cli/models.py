@@ -158,4 +158,3 @@ def list_models(dataset, report) -> None:
         return
     rows = model_rows(metas)
     click.echo(tabulate(rows, headers="keys") if rows else "the store is empty; train with `bench train`")
-

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +11,7 @@ from bench.attacks import ATTACKS
 from bench.matrix.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
 from bench.paths import bench_home
 from bench.results import diagnostics
-from bench.results.store import Record, ResultsStore, read_records
+from bench.results.store import ResultsStore
 
 
 def results_store(out: Path | None) -> ResultsStore:
@@ -62,62 +60,17 @@ def _estimate(plan: Plan, options: MatrixOptions) -> str:
     )
 
 
-def execute(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path | None):
-    """Run the plan into the results store under ``out`` (default BENCH_HOME/results), store the worst cases it
-    implies, and write the dataset's report when ``reports_dir`` is given.
-    Returns (summary, results store, report path or None)."""
+def execute(plan: Plan, options: MatrixOptions, out: Path | None) -> tuple[RunSummary, ResultsStore]:
+    """Run the plan into the results store under ``out`` (default BENCH_HOME/results) and store the worst cases
+    it implies. Returns the run's summary and the store; writing a report is the caller's choice
+    (``bench.reports.dataset.write_report``)."""
     from bench.results.worst_case import store_worst_cases
 
     folder = out or bench_home() / "results"
     store = ResultsStore(folder / "results.sqlite")
     summary = MatrixRunner(options, store, folder).run(plan)
-    dataset = plan.cells[0].dataset if plan.cells else options.dataset
-    store_worst_cases(store, dataset)  # the derived cells follow the stored ones, whatever ran
-    report = write_report(dataset, folder, reports_dir, out) if reports_dir is not None else None
-    return summary, store, report
-
-
-def run_matrix(plan: Plan, options: MatrixOptions, out: Path | None, reports_dir: Path) -> str:
-    summary, _, path = execute(plan, options, out, reports_dir)
-    return _summary_text(summary, path)
-
-
-def report_records(dataset: str, results: Path) -> list[Record]:
-    """A dataset's records as a report shows them, read without writing: the worst case is derived from the
-    other cells here, so a store last written by an older bench (or a run killed before it stored them)
-    reports the same worst case as a fresh one."""
-    from bench.results.worst_case import ATTACK, worst_case_records
-
-    records = [r for r in read_records(results, dataset=dataset) if r.attack != ATTACK]
-    return sorted(records + worst_case_records(records), key=lambda r: r.name)
-
-
-def write_report(dataset: str, results: Path, reports_dir: Path, out: Path | None = None) -> Path:
-    """Write ``reports_dir/<dataset>/`` from the results store in the folder (or file) ``results``; the store
-    is only read."""
-    from bench.reports.render import write_dataset_report
-    from models.store import ModelStore
-
-    command = "bench report --dataset " + shlex.quote(dataset)
-    if out is not None:  # the command that regenerates this report must read the same store
-        command += " --out " + shlex.quote(str(out))
-    if reports_dir != Path("reports"):
-        command += " --reports-dir " + shlex.quote(str(reports_dir))
-    records = report_records(dataset, results)
-    return write_dataset_report(dataset, records, ModelStore().list(), reports_dir, command)
-
-
-def _summary_text(summary: RunSummary, report: Path) -> str:
-    lines = [
-        f"{summary.done} cells run, {summary.skipped} already finished, {len(summary.failed)} failed; report: {report}"
-    ]
-    if summary.diagnostics:
-        lines[0] += f" (and {summary.diagnostics} gradient-health cells)"
-    for name, error in summary.failed:
-        lines.append(f"  FAILED {name}: {error}")
-    if summary.failed:
-        print("\n".join(lines), file=sys.stderr)
-    return lines[0]
+    store_worst_cases(store, plan.cells[0].dataset if plan.cells else options.dataset)
+    return summary, store
 
 
 def reprice(dataset: str, store: ResultsStore, batch_size: int = 128) -> int:
