@@ -10,18 +10,13 @@ import logging
 
 import click
 
+from bench.cli.common import UserError
 from bench.errors import BenchError
 
 
 def _setup_logging(verbose: int) -> None:
     level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-class UserError(click.ClickException):
-    """A BenchError shown as one line, exit status 2, no traceback."""
-
-    exit_code = 2
 
 
 class BenchGroup(click.Group):

@@ -1,6 +1,14 @@
-"""Helpers shared by the commands: devices, comma-separated lists, a preset's models."""
+"""Helpers shared by the commands: the one-line error, devices, comma-separated lists, a preset's models."""
 
 from __future__ import annotations
+
+import click
+
+
+class UserError(click.ClickException):
+    """A BenchError shown as one line, exit status 2, no traceback."""
+
+    exit_code = 2
 
 
 def check_device(device: str) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
+from bench.cli.common import UserError
 from bench.errors import BenchError, ConfigError
 from bench.results.frame import results_frame
 
@@ -45,8 +46,6 @@ class _Command(click.Command):
         try:
             return super().invoke(ctx)
         except BenchError as exc:
-            from bench.cli import UserError  # bench.cli imports this module: look it up when it is needed
-
             raise UserError(str(exc)) from exc
 
 
