@@ -1,7 +1,7 @@
 import sqlite3
 
 from bench.results.metrics import wilson_interval
-from bench.results.store import Record, ResultsStore
+from bench.results.store import Record, ResultsStore, encode_indices
 
 
 def record(h: str, status: str = "ok", rate: float = 0.5) -> Record:
@@ -62,3 +62,24 @@ def test_eps_plot_takes_a_rate_of_zero_whose_interval_starts_a_rounding_error_ab
     ]
     (path,) = eps_plots(cells, tmp_path)  # matplotlib refuses a negative error bar
     assert path.stat().st_size > 1000
+
+
+def test_a_store_from_before_image_indices_gains_the_column_and_reads_none(tmp_path):
+    """A store written by an older bench (no image_indices column) opens, keeps its rows, and stores indices."""
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).parent.parent / "reports" / "mnist" / "store" / "results.sqlite"
+    old = tmp_path / "old.sqlite"
+    shutil.copy(committed, old)
+    with sqlite3.connect(old) as db:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+        count = db.execute("SELECT count(*) FROM results").fetchone()[0]
+    assert "image_indices" not in columns  # the committed store predates the column
+    store = ResultsStore(old)
+    rows = store.records()
+    assert len(rows) == count and all(r.image_indices is None and r.indices() is None for r in rows)
+    new = record("n")
+    new.image_indices = encode_indices([3, 1, 4, 1_000_000])
+    store.put(new)
+    assert store.records(cell_hash="n")[0].indices().tolist() == [3, 1, 4, 1_000_000]

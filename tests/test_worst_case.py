@@ -102,6 +102,9 @@ def test_worst_case_of_a_real_run(tmp_path):
     (stored,) = [r for r in records if r.attack == "worst_case"]
     assert (stored.cell_hash, stored.hits, stored.n) == (worst.cell_hash, worst.hits, worst.n)
     assert {r.attack for r in records if r.setting == "diagnostics"} == set(CHECKS)
+    # every row stores the images it ran on: the cell's seeded draw, one index per outcome
+    for r in records:
+        assert r.indices().tolist() == draw_indices(10_000, r.n, r.seed).tolist(), r.name
     # the report reads the stored cell: its table has the worst case of this eps
     readme = (tmp_path / "reports" / "mnist" / "README.md").read_text()
     assert f"{worst.rate:.3f} [{worst.ci_low:.3f}, {worst.ci_high:.3f}]" in readme
@@ -118,3 +121,19 @@ def test_a_stale_worst_case_is_replaced_not_kept(tmp_path):
     stored = [r for r in store.records() if r.attack == "worst_case"]
     assert [r.cell_hash for r in stored] == [second[0].cell_hash] != [first[0].cell_hash]
     assert stored[0].rate == 0.0
+
+
+def test_stored_image_indices_are_used_instead_of_a_redraw():
+    """A record that stores its images is matched by them: the worst case never redraws what a cell ran on."""
+    from bench.results.store import encode_indices
+    from bench.results.worst_case import image_indices
+
+    a = _record("fgsm", [1, 0, 1, 1])
+    b = _record("pgd", [1, 1, 1, 1, 0, 1])
+    a.image_indices = encode_indices([7, 20, 31, 40])
+    b.image_indices = encode_indices([5, 7, 9, 20, 31, 40])  # a superset, in dataset order
+    assert image_indices(a).tolist() == [7, 20, 31, 40]
+    (worst,) = worst_case_records([a, b])
+    # image 20 falls to fgsm, image 31 to pgd; 7 and 40 survive both
+    assert per_example(worst).tolist() == [True, False, False, True]
+    assert worst.indices().tolist() == [7, 20, 31, 40]

@@ -33,6 +33,7 @@ class SampleSet:
     x: torch.Tensor
     y: torch.Tensor
     targets: torch.Tensor
+    indices: torch.Tensor | None = None  # their indices in the test split, stored with each record
 
 
 def sample_set(test: Split, n: int, seed: int, n_classes: int = 10) -> SampleSet:
@@ -40,7 +41,7 @@ def sample_set(test: Split, n: int, seed: int, n_classes: int = 10) -> SampleSet
     offsets = torch.from_numpy(rng.integers(1, n_classes, size=len(test)))
     all_targets = (test.y + offsets) % n_classes
     idx = test.subset_indices(n, seed)
-    return SampleSet(test.x[idx], test.y[idx], all_targets[idx])
+    return SampleSet(test.x[idx], test.y[idx], all_targets[idx], idx)
 
 
 @dataclass

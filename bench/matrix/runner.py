@@ -25,7 +25,7 @@ from bench.matrix.plan import Cell, Preset, expand, load_preset
 from bench.provenance import git_commit, versions
 from bench.results import diagnostics
 from bench.results.metrics import perturbation_sizes, wilson_interval
-from bench.results.store import Record, ResultsStore
+from bench.results.store import Record, ResultsStore, encode_indices
 from models.estimator import BenchClassifier, make_estimator
 from models.external import ExternalModel
 from models.inference import predict_scores
@@ -178,6 +178,7 @@ class MatrixRunner:
                         **diagnostics.share_fields(flags),
                         seconds=seconds,
                         per_example=np.packbits(flags.numpy()).tobytes(),
+                        image_indices=encode_indices(samples.indices),
                         seed=seed,
                         **self._provenance(),
                     )
@@ -265,6 +266,7 @@ class MatrixRunner:
             backward_passes=passes.backward,
             pass_seconds=pass_seconds,
             per_example=np.packbits(hit.numpy()).tobytes(),
+            image_indices=encode_indices(samples.indices),
         )
 
     def _identity(self, cell: Cell) -> dict:

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+
 from bench.errors import StoreError
 
 SCHEMA_VERSION = 1
@@ -52,6 +54,7 @@ _COLUMNS = """
     backward_passes INTEGER,
     pass_seconds REAL,
     per_example BLOB,
+    image_indices BLOB,
     error TEXT,
     seed INTEGER,
     device TEXT,
@@ -102,6 +105,19 @@ class Record:
     commit_id: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     created: str | None = None
+    image_indices: bytes | None = None  # the test-split indices of the images, in the order of per_example
+
+    def indices(self) -> np.ndarray | None:
+        """The test-split indices the cell ran on, as stored (None for rows written before bench stored them)."""
+        return None if self.image_indices is None else np.frombuffer(self.image_indices, dtype="<i4").astype(np.int64)
+
+
+def encode_indices(indices: Any) -> bytes:
+    """Image indices (a tensor or array) as stored: little-endian int32."""
+    return np.asarray(indices, dtype="<i4").tobytes()
+
+
+ADDED_COLUMNS = {"image_indices": "BLOB"}  # columns added after schema 1 was written: added to older stores on open
 
 
 class ResultsStore:
@@ -111,6 +127,10 @@ class ResultsStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS})")
+            present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in present:  # old rows read NULL: "not stored", never a wrong value
+                    db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]

@@ -21,7 +21,7 @@ import numpy as np
 from bench.attacks import ATTACKS
 from bench.data.datasets import draw_indices, load
 from bench.results.metrics import wilson_interval
-from bench.results.store import Record, ResultsStore
+from bench.results.store import Record, ResultsStore, encode_indices
 
 ATTACK = "worst_case"
 UNTARGETED = ("whitebox_untargeted", "transfer")
@@ -43,7 +43,11 @@ def _test_size(dataset: str) -> int:
 
 
 def image_indices(record: Record) -> np.ndarray:
-    """The images a cell ran on, as the runner draws them (``sample_set``: n images, the cell's seed)."""
+    """The images a cell ran on: as stored with it, or for rows written before bench stored them, drawn again as
+    the runner drew them (``sample_set``: n images, the cell's seed)."""
+    stored = record.indices()
+    if stored is not None:
+        return stored
     return draw_indices(_test_size(record.dataset), record.n, record.seed or 0)
 
 
@@ -114,6 +118,7 @@ def _combine(dataset: str, model_key: str, eps: float, members: list[Record], in
         clean_accuracy=first.clean_accuracy,
         seconds=sum(m.seconds or 0.0 for m in members),
         per_example=np.packbits(robust).tobytes(),
+        image_indices=encode_indices(indices(min(members, key=lambda m: m.n))),
         seed=first.seed,
         device=first.device,
         commit_id=first.commit_id,
