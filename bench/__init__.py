@@ -1,12 +1,26 @@
 """bench: the reference harness for loss functions, target representations and adversarial robustness.
 
 The public API (``bench.api``), loaded on first use so that ``import bench`` stays light:
-``run_matrix``, ``evaluate``, ``load_results``, ``train``, ``report``, ``baseline``, ``check``.
+``run_matrix``, ``evaluate``, ``load_results``, ``train``, ``report``, ``baseline``, ``check``, and the
+analyses ``lipschitz``, ``inside``, ``pictures``, ``compare_art``.
 """
 
 __version__ = "0.1.0"
 
-API = ("run_matrix", "evaluate", "load_results", "train", "report", "baseline", "check", "MatrixRun")
+API = (
+    "run_matrix",
+    "evaluate",
+    "load_results",
+    "train",
+    "report",
+    "baseline",
+    "check",
+    "lipschitz",
+    "inside",
+    "pictures",
+    "compare_art",
+    "MatrixRun",
+)
 __all__ = [*API, "__version__"]
 
 

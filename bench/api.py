@@ -195,3 +195,35 @@ def check(
 
 def _path(value: str | Path | None) -> Path | None:
     return Path(value) if value is not None else None
+
+
+def lipschitz(dataset: str, preset: str = "paper", *, plugins: Iterable[str] = (), **options: Any) -> Path:
+    """``bench lipschitz``: per-layer Lipschitz bounds of the preset's models (``bench.analyses.run.lipschitz``)."""
+    from bench.analyses import run
+
+    load_plugins(tuple(plugins))
+    return run.lipschitz(dataset, str(preset), **options)
+
+
+def inside(dataset: str, preset: str = "paper", *, plugins: Iterable[str] = (), **options: Any) -> Path:
+    """``bench inside``: vu2018 Figures 1-4 for the preset's models (``bench.analyses.run.inside``)."""
+    from bench.analyses import run
+
+    load_plugins(tuple(plugins))
+    return run.inside(dataset, str(preset), **options)
+
+
+def pictures(dataset: str, preset: str = "paper", *, plugins: Iterable[str] = (), **options: Any) -> Path:
+    """``bench pictures``: saito2019 Figures 1-3 for the preset's models (``bench.analyses.run.pictures``)."""
+    from bench.analyses import run
+
+    load_plugins(tuple(plugins))
+    return run.pictures(dataset, str(preset), **options)
+
+
+def compare_art(dataset: str, preset: str = "paper", *, plugins: Iterable[str] = (), **options: Any) -> Path:
+    """``bench compare-art``: our estimator and attacks beside ART's stock ones (``bench.analyses.run``)."""
+    from bench.analyses import run
+
+    load_plugins(tuple(plugins))
+    return run.compare_art(dataset, str(preset), **options)

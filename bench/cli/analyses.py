@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import preset_models
+from bench.cli.common import split
 
 EPILOG_LIPSCHITZ = """\b
 Examples:
@@ -27,12 +27,9 @@ Models come from the store and are trained first where missing.
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def lipschitz(dataset, preset, models, reports_dir, progress) -> None:
     """Per-layer Lipschitz upper bounds of every model (FFT method, checked by power iteration)."""
-    from bench.analyses.lipschitz_report import write_lipschitz_report
+    from bench.analyses.run import lipschitz as run
 
-    dataset, names, stored = preset_models(dataset, preset, models, progress)
-    command = f"bench lipschitz --dataset {dataset}" + (f" --models {','.join(names)}" if models else "")
-    path = write_lipschitz_report(dataset, stored, reports_dir / dataset, command)
-    click.echo(f"wrote {path}")
+    click.echo(f"wrote {run(dataset, preset, split(models), reports_dir, progress)}")
 
 
 EPILOG_INSIDE = """\b
@@ -59,20 +56,9 @@ uniform noise of the same eps, and the rank of the clean prediction under PGD.
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress) -> None:
     """Per-layer relative change and rank change under PGD, against noise (vu2018 Figures 1-4)."""
-    from tqdm.auto import tqdm
+    from bench.analyses.run import inside as run
 
-    from bench.analyses.inside_report import PGD_PARAMS, analyse_model, write_inside_report
-    from bench.data import datasets
-    from bench.matrix.craft import sample_set
-
-    dataset, names, stored = preset_models(dataset, preset, models, progress)
-    samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
-    params = {**PGD_PARAMS, "eps": eps}
-    results = [analyse_model(m, samples, seed, params, 128) for m in tqdm(stored, desc="inside", disable=not progress)]
-    command = f"bench inside --dataset {dataset} --n-samples {n_samples}" + (f" --eps {eps}" if eps != 0.3 else "")
-    if models:
-        command += f" --models {','.join(names)}"
-    click.echo(f"wrote {write_inside_report(dataset, results, n_samples, params, reports_dir / dataset, command)}")
+    click.echo(f"wrote {run(dataset, preset, split(models), n_samples, eps, seed, reports_dir, progress)}")
 
 
 EPILOG_PICTURES = """\b
@@ -117,28 +103,12 @@ measure), targeted MIM at eps 0.1 (Figure 2) and the codeword CW-L2 at c = 0.1 (
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def pictures(dataset, preset, models, search_samples, show, cw_iterations, cw_searches, seed, reports_dir, progress):
     """Pictures of adversarial examples and the smallest eps of a targeted PGD (saito2019 Figures 1-3)."""
-    from tqdm.auto import tqdm
-
-    from bench.analyses.pictures_report import picture_model, write_pictures_report
-    from bench.data import datasets
-    from bench.matrix.craft import sample_set
+    from bench.analyses.run import pictures as run
 
     if show > search_samples:
         raise click.BadParameter(f"--show {show} is more than --search-samples {search_samples}.")
-    dataset, names, stored = preset_models(dataset, preset, models, progress)
-    samples = sample_set(datasets.load(dataset, "test"), search_samples, seed)
-    plots = reports_dir / dataset / "plots"
-    plots.mkdir(parents=True, exist_ok=True)
-    cw = {"c": 0.1, "binary_search_steps": cw_searches, "max_iter": cw_iterations}
-    results = [
-        picture_model(m, samples, show, seed, cw, plots) for m in tqdm(stored, desc="pictures", disable=not progress)
-    ]
-    command = f"bench pictures --dataset {dataset} --search-samples {search_samples} --show {show} --seed {seed}"
-    if (cw_iterations, cw_searches) != (1000, 5):
-        command += f" --cw-iterations {cw_iterations} --cw-searches {cw_searches}"
-    if models:
-        command += f" --models {','.join(names)}"
-    click.echo(f"wrote {write_pictures_report(dataset, results, show, reports_dir / dataset, command)}")
+    args = (search_samples, show, cw_iterations, cw_searches, seed, reports_dir, progress)
+    click.echo(f"wrote {run(dataset, preset, split(models), *args)}")
 
 
 @click.command(name="benchmarks-report")
@@ -181,29 +151,7 @@ and cw_l2_codeword against ART's CarliniL2Method, and ART's NumPy and PyTorch pa
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_searches, seed, reports_dir, progress):
     """Our estimator and attacks beside ART's stock ones, on the same model, images and seed."""
-    from bench.analyses.compare_art import compare_report
-    from bench.data import datasets
-    from bench.matrix.craft import sample_set
-    from bench.matrix.plan import load_preset
-    from models.estimator import make_estimator
-    from models.spec import make_spec
-    from models.zoo import obtain
+    from bench.analyses.run import compare_art as run
 
-    dataset = datasets.DATASETS.canonical(dataset)
-    chosen = load_preset(preset)
-    stored = obtain(make_spec(dataset, "O:SOFTMAX:CE", chosen.arch, chosen.train_config()), progress=progress)
-    est = make_estimator(stored.spec, stored.network, tuple(stored.meta["input_shape"]), stored.meta["n_classes"])
-    samples = sample_set(datasets.load(dataset, "test"), n_samples, seed)
-    cw = {"c": 0.01, "binary_search_steps": cw_searches, "max_iter": cw_iterations}
-    command = f"bench compare-art --dataset {dataset} --n-samples {n_samples} --cw-samples {cw_samples}"
-    command += f" --cw-iterations {cw_iterations} --cw-searches {cw_searches} --seed {seed}"
-    title = (
-        f"# {dataset}: our parts beside ART's stock parts\n\nGenerated by `{command}`; do not edit by hand. "
-        f"Model {stored.meta['name']} (store key {stored.spec.key()}); {n_samples} seeded test images "
-        f"({cw_samples} for CW: c = 0.01, {cw_searches} x {cw_iterations} iterations); seed {seed}."
-    )
-    text = compare_report(est, samples.x.numpy(), samples.y.numpy(), seed, cw_samples, cw, title)
-    path = reports_dir / dataset / "compare_art.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    click.echo(f"wrote {path}")
+    args = (n_samples, cw_samples, cw_iterations, cw_searches, seed, reports_dir, progress)
+    click.echo(f"wrote {run(dataset, preset, *args)}")

@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: the one-line error, devices, comma-separated lists, a preset's models."""
+"""Helpers shared by the commands: the one-line error, devices, comma-separated lists."""
 
 from __future__ import annotations
 
@@ -28,17 +28,3 @@ def check_device(device: str) -> None:
 def split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     items = tuple(v.strip() for value in values for v in value.split(",") if v.strip())
     return items or None
-
-
-def preset_models(dataset: str, preset: str, models: tuple[str, ...], progress: bool):
-    """(canonical dataset, model names, stored models) of a preset, training what the store lacks."""
-    from bench.data.datasets import DATASETS
-    from bench.matrix.plan import load_preset
-    from models.spec import make_spec
-    from models.zoo import obtain
-
-    dataset = DATASETS.canonical(dataset)
-    chosen = load_preset(preset)
-    names = split(models) or chosen.models
-    specs = [make_spec(dataset, name, chosen.arch, chosen.train_config()) for name in names]
-    return dataset, names, [obtain(spec, progress=progress) for spec in specs]
