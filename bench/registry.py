@@ -7,6 +7,8 @@ accept any case and lower_snake aliases. An unknown name lists every valid one.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import inspect
 from collections.abc import Iterator
 from typing import Generic, TypeVar
 
@@ -64,3 +66,16 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(name.casefold(), list(self._lookup), n=1, cutoff=0.6)
         hint = f" Did you mean {self._lookup[close[0]]!r}?" if close else ""
         return f"unknown {self.kind} {name!r}; expected one of: {valid}.{hint}"
+
+
+def code_fingerprint(*functions: object) -> str:
+    """A hash of the source files that define ``functions`` (the whole file, so an edited helper beside them
+    counts too): what a plugin's store keys and cell hashes include, so edited code is never served stale
+    results. A function without a source file (built in C, or typed at a prompt) counts by its name."""
+    digest = hashlib.sha256()
+    for function in functions:
+        try:
+            digest.update(open(inspect.getsourcefile(function), "rb").read())  # noqa: SIM115
+        except (OSError, TypeError):
+            digest.update(f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}".encode())
+    return digest.hexdigest()[:16]

@@ -12,7 +12,6 @@ plugins add theirs with ``KINDS.register`` (see ``bench.plugins``).
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -24,7 +23,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from bench.registry import Registry
+from bench.registry import Registry, code_fingerprint
 from models import losses
 from models.heads import CodewordHead, CosineHead, LinearHead
 
@@ -84,11 +83,9 @@ class ModelKind:
         return self.origin == BUILT_IN
 
     def code_hash(self) -> str:
-        """A hash of the source of the loss and the head builder: an edited plugin gets a new store key."""
-        parts = [_source(self.loss), _source(self.build_head)]
-        if self.validate is not None:
-            parts.append(_source(self.validate))
-        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+        """A hash of the files that define the loss, the head builder and the checks: an edited plugin gets a
+        new store key."""
+        return code_fingerprint(self.loss, self.build_head, *([self.validate] if self.validate else []))
 
     def resolve(self, given: Mapping[str, Any], n_classes: int) -> dict[str, Any]:
         """The kind's parameters: defaults overridden by ``given``, checked; unknown names are refused."""
@@ -103,13 +100,6 @@ class ModelKind:
         if self.validate is not None:
             self.validate(values, n_classes)
         return values
-
-
-def _source(function: Callable[..., Any]) -> str:
-    try:
-        return inspect.getsource(function)
-    except (OSError, TypeError):  # built in C, or defined where no source is kept: its qualified name
-        return f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', repr(function))}"
 
 
 def _check(ok: bool, message: str) -> None:

@@ -127,11 +127,11 @@ def test_a_retrained_model_is_compared_by_its_rate(baseline):
     """Only the model's store key changed (its loss or training was edited): the cell is still compared."""
     same = compare(baseline, [rec(FGSM, 12, hash_="h2", model_key="new"), rec(PGD, 50)])
     assert not same.failed
-    assert [(row.verdict, row.note) for row in same.rows] == [("ok", "model retrained"), ("ok", "")]
+    assert [(row.verdict, row.note) for row in same.rows] == [("ok", "code changed"), ("ok", "")]
     weaker = compare(baseline, [rec(FGSM, 60, hash_="h2", model_key="new"), rec(PGD, 50)])
     assert weaker.failed
     assert [row.verdict for row in weaker.rows] == ["drifted", "ok"]
-    assert f"| {FGSM} |" in weaker.markdown() and "drifted (model retrained)" in weaker.markdown()
+    assert f"| {FGSM} |" in weaker.markdown() and "drifted (code changed)" in weaker.markdown()
 
 
 def test_new_cell_is_reported_but_fails_only_when_strict(baseline):

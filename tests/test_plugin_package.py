@@ -92,8 +92,14 @@ KEY = "from bench.plugins import load_plugins; load_plugins(); from models.spec 
 KEY += "print(make_spec('mnist', 'focal').key())"
 
 
-def _key(env: dict[str, str]) -> str:
-    return subprocess.run([sys.executable, "-c", KEY], env=env, capture_output=True, text=True, check=True).stdout
+CELL = "from bench.plugins import load_plugins; load_plugins(); "
+CELL += "from bench.matrix.runner import MatrixOptions, make_plan; "
+CELL += "plan = make_plan(MatrixOptions(dataset='mnist', preset='focal_quick')); "
+CELL += "print(sorted(c.hash for c in plan.cells if c.attack == 'random_sign'))"
+
+
+def _key(env: dict[str, str], code: str = KEY) -> str:
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
 
 
 def test_editing_the_loss_changes_the_store_key(user, tmp_path):
@@ -108,6 +114,18 @@ def test_editing_the_loss_changes_the_store_key(user, tmp_path):
     _install(edited, site)
     again = _key({**user["env"], "PYTHONPATH": str(site)})
     assert re.fullmatch(r"[0-9a-f]{16}\n", again) and again != key
+
+
+def test_editing_the_attack_changes_its_cells(user, tmp_path):
+    """A plugin attack's cells hash its code: an edited attack runs again instead of reusing old results."""
+    cells = _key(user["env"], CELL)
+    assert cells.startswith("['") and _key(user["env"], CELL) == cells
+    edited = tmp_path / "edited"
+    shutil.copytree(user["source"], edited)
+    attack = edited / "bench_focal" / "attack.py"
+    attack.write_text(attack.read_text().replace("np.random.uniform(-1.0, 1.0", "np.random.uniform(-0.5, 1.0"))
+    _install(edited, tmp_path / "site")
+    assert _key({**user["env"], "PYTHONPATH": str(tmp_path / "site")}, CELL) != cells
 
 
 def _ci_lines() -> tuple[str, str]:
@@ -132,6 +150,6 @@ def test_the_readme_ci_lines_pass_a_rerun_and_fail_a_weakened_model(user, tmp_pa
     _install(weakened, tmp_path / "site")
     failed = run(check, check=False, BENCH_HOME=str(tmp_path / "ci-3"), PYTHONPATH=str(tmp_path / "site"))
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    drifted = [line for line in failed.stdout.splitlines() if "| drifted (model retrained) |" in line]
+    drifted = [line for line in failed.stdout.splitlines() if "| drifted (code changed) |" in line]
     assert drifted and all("/focal |" in line for line in drifted)  # the focal cells are named; CE's are not
     assert "gate FAILED" in failed.stdout

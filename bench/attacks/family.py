@@ -20,6 +20,7 @@ from typing import Any
 from art.attacks import EvasionAttack
 
 from bench.errors import ConfigError
+from bench.registry import code_fingerprint
 
 SINGLE, ITERATIVE, ENSEMBLE = "single", "iterative", "ensemble"
 STEPS = (SINGLE, ITERATIVE, ENSEMBLE)
@@ -70,6 +71,15 @@ class AttackFamily:
         if (self.norm is None) == ("eps" in self.ranges):
             bounded = "an eps ball but no norm" if self.norm is None else f"norm {self.norm} but no eps parameter"
             raise ConfigError(f"attack {self.name!r} has {bounded}: a bounded attack has both, a minimal one neither.")
+
+    @property
+    def plugin(self) -> bool:
+        return self.origin.startswith("plugin")
+
+    def code_hash(self) -> str | None:
+        """For a plugin, a hash of the file that builds it: part of its cells' hashes, so an edited attack runs
+        again instead of reusing results and cached examples. None for the built-ins (their hashes stay)."""
+        return code_fingerprint(self.build) if self.plugin else None
 
     def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validated implementation arguments: defaults, overridden by ``params``."""

@@ -154,6 +154,7 @@ class Cell:
     source_key: str | None = None
     tables: tuple[str, ...] = field(default=(), compare=False)
     variant: str = field(default="", compare=False)  # in the name only: the hash is the configuration's
+    attack_code: str | None = None  # a plugin attack's code hash (None for built-ins, whose hashes stay as they were)
 
     @property
     def targeted(self) -> bool:
@@ -184,6 +185,7 @@ class Cell:
             "source": self.source,
             "source_key": self.source_key,
             "targeted": self.targeted,
+            **({"attack_code": self.attack_code} if self.attack_code else {}),
         }
 
     @property
@@ -200,6 +202,7 @@ class Cell:
             "n_samples": self.n_samples,
             "seed": self.seed,
             "targeted": self.targeted,
+            **({"attack_code": self.attack_code} if self.attack_code else {}),
         }
         return _digest(craft)
 
@@ -256,6 +259,7 @@ def expand(
                     source_key=model_keys[source] if source else None,
                     tables=group.tables,
                     variant=group.variant,
+                    attack_code=family.code_hash(),
                 )
                 if cell.hash in cells:  # the same cell asked by two tables: keep one, note both
                     cell = replace(cell, tables=cells[cell.hash].tables + cell.tables)

@@ -98,13 +98,14 @@ def make_baseline(records: Iterable[Record], dataset: str, preset: str) -> dict[
     }
 
 
-MODEL_KEYS = ("model_key", "source_key", "tables")  # what a retrained model changes in a cell's config
+CODE_KEYS = ("model_key", "source_key", "tables", "attack_code")  # what retrained models or edited plugins change
 
 
 def probe_hash(config: dict[str, Any]) -> str:
-    """A hash of what a cell measures, leaving out which trained weights it measured: a model retrained from
-    changed code (a new store key) is still compared with its baseline, so a weakened model shows as drift."""
-    probe = {k: v for k, v in config.items() if k not in MODEL_KEYS}
+    """A hash of what a cell measures, leaving out which trained weights and which version of a plugin attack's
+    code measured it: a model retrained from changed code (a new store key) or an edited plugin attack is still
+    compared with its baseline, so a weakened model or attack shows as drift."""
+    probe = {k: v for k, v in config.items() if k not in CODE_KEYS}
     return hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -299,6 +300,6 @@ def compare(
         elif rec.cell_hash != base["cell_hash"] and base.get("probe_hash") != probe_hash(rec.config):
             rows.append(GateRow(name, CONFIG_CHANGED, base, rec, f"hash {base['cell_hash']} -> {rec.cell_hash}"))
         else:
-            note = "model retrained" if rec.cell_hash != base["cell_hash"] else ""
+            note = "code changed" if rec.cell_hash != base["cell_hash"] else ""
             rows.append(GateRow(name, DRIFTED if drifted(base, rec, tolerance) else OK, base, rec, note))
     return GateResult(baseline, rows, tolerance, strict)
