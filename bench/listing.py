@@ -101,8 +101,7 @@ def _presets() -> list[dict[str, Any]]:
             description = data.get("description", "").split("\n")[0] or "-"
         except (OSError, tomllib.TOMLDecodeError) as exc:
             description = f"unreadable: {exc}"
-        where = "built-in" if "bench/matrix/presets" in str(source).replace("\\", "/") else f"plugin {source}"
-        out.append({"preset": name, "from": where, "description": description})
+        out.append({"preset": name, "from": source.origin, "description": description})
     return out
 
 

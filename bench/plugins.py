@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.attacks import ATTACKS, AttackFamily
 from bench.errors import ConfigError
-from bench.matrix.plan import PRESETS
+from bench.matrix.plan import PRESETS, PresetFile
 from bench.provenance import commit_of, record_project
 from models.kinds import ModelKind, kind_from_loss, register_kind
 
@@ -73,7 +73,7 @@ def _register_entry_point(group: str, point: EntryPoint) -> None:
     if group == "bench.losses":
         obj = kind_from_loss(point.name, obj, origin, version) if _is_loss(obj) else obj
     if group == "bench.presets" and isinstance(obj, (str, Path)):
-        _register_preset(point.name, obj)
+        _register_preset(point.name, obj, _origin(origin, version))
         return
     register_object(obj, origin, version, where=f"entry point {point.name} = {point.value} (group {group})")
 
@@ -90,7 +90,7 @@ def load_plugin(spec: str) -> None:
         except AttributeError:
             raise ConfigError(f"--plugin {spec!r}: module {module_name!r} has no attribute {attribute!r}.") from None
         if isinstance(obj, (str, Path)):
-            _register_preset(attribute, obj)
+            _register_preset(attribute, obj, origin)
         elif _is_loss(obj):
             register_kind(kind_from_loss(attribute, obj, origin, _file_version(module)))
         else:
@@ -111,7 +111,7 @@ def _register_module(module: ModuleType, origin: str) -> int:
             register_object(obj, origin, version, where=f"{origin} ({name})")
             found += 1
     for name, path in (getattr(module, "PRESETS", None) or {}).items():
-        _register_preset(name, Path(module.__file__).parent / path if module.__file__ else path)
+        _register_preset(name, Path(module.__file__).parent / path if module.__file__ else path, origin)
         found += 1
     return found
 
@@ -121,7 +121,7 @@ def register_object(obj: Any, origin: str, version: str | None, where: str) -> N
     if isinstance(obj, ModelKind):
         register_kind(dataclasses.replace(obj, origin=origin, version=version))
     elif isinstance(obj, AttackFamily):
-        stamped = dataclasses.replace(obj, origin=f"{origin} {version}" if version else origin)
+        stamped = dataclasses.replace(obj, origin=_origin(origin, version))
         ATTACKS.register(obj.name, stamped, aliases=obj.aliases)
     else:
         raise ConfigError(
@@ -129,11 +129,15 @@ def register_object(obj: Any, origin: str, version: str | None, where: str) -> N
         )
 
 
-def _register_preset(name: str, path: str | Path) -> None:
+def _register_preset(name: str, path: str | Path, origin: str) -> None:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"plugin preset {name!r} points at {path}, which is not a file.")
-    PRESETS.register(name, path)
+    PRESETS.register(name, PresetFile(path, origin))
+
+
+def _origin(origin: str, version: str | None) -> str:
+    return f"{origin} {version}" if version else origin
 
 
 def _import(name: str) -> ModuleType:

@@ -57,7 +57,9 @@ def test_listed_with_its_origin(user):
     assert re.search(r"^focal\s+plugin bench-focal-plugin 0\.1\.0\s+logits\s+focal_loss\s+gamma=2", models, re.M)
     attacks = user["run"]("bench ls attacks").stdout
     assert re.search(r"^random_sign\s+plugin bench-focal-plugin", attacks, re.M)
-    assert re.search(r"^focal_quick\s", user["run"]("bench ls presets").stdout, re.M)
+    assert re.search(
+        r"^focal_quick\s+plugin bench-focal-plugin 0\.1\.0\s", user["run"]("bench ls presets").stdout, re.M
+    )
 
 
 def test_plugin_names_get_did_you_mean(user):

@@ -31,9 +31,20 @@ SETTINGS.register("tailored", "success rate of targeted stock CW-L2 against the 
 SETTINGS.register(diagnostics.SETTING, "gradient health of each model: zero, vanishing gradients and saturated outputs")
 TARGETED_SETTINGS = ("whitebox_targeted", "tailored")
 
-PRESETS = Registry[Any]("preset")  # name -> a file (Path or importlib.resources Traversable) holding its TOML
+@dataclass(frozen=True)
+class PresetFile:
+    """Where a named preset's TOML lives (a Path, or a packaged resource) and who registered it."""
+
+    source: Any
+    origin: str = "built-in"
+
+    def read_text(self) -> str:
+        return self.source.read_text()
+
+
+PRESETS = Registry[PresetFile]("preset")
 for _p in ("paper", "quick", "vu2018"):
-    PRESETS.register(_p, resources.files("bench.matrix.presets").joinpath(f"{_p}.toml"))
+    PRESETS.register(_p, PresetFile(resources.files("bench.matrix.presets").joinpath(f"{_p}.toml")))
 
 
 @dataclass(frozen=True)
