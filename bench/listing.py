@@ -10,7 +10,8 @@ import tomllib
 from bench.attacks import ATTACKS
 from bench.data.datasets import DATASETS
 from bench.errors import ConfigError
-from bench.matrix.plan import PRESETS, SETTINGS
+from bench.matrix.preset import PRESETS
+from bench.matrix.settings import SETTINGS
 from models.kinds import KINDS
 
 CATEGORIES = ("models", "losses", "attacks", "presets", "settings", "datasets")

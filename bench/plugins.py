@@ -33,7 +33,7 @@ from typing import Any
 
 from bench.attacks import ATTACKS, AttackFamily
 from bench.errors import ConfigError
-from bench.matrix.plan import PRESETS, PresetFile
+from bench.matrix.preset import PRESETS, PresetFile
 from bench.provenance import commit_of, record_project
 from models.kinds import ModelKind, kind_from_loss, register_kind
 

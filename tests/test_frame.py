@@ -287,7 +287,7 @@ def test_the_report_csv_has_the_frames_columns_and_every_column_it_had(tiny_run,
 
 def test_no_attack_parameter_is_named_like_a_column():
     from bench.attacks import ATTACKS
-    from bench.matrix.plan import PRESETS, load_preset
+    from bench.matrix.preset import PRESETS, load_preset
 
     names = {k for a in ATTACKS.names() for k in ATTACKS.get(a).defaults}
     for preset in map(load_preset, PRESETS.names()):

@@ -1,7 +1,8 @@
 import pytest
 
 from bench.errors import ConfigError, UnknownNameError
-from bench.matrix.plan import expand, load_preset
+from bench.matrix.plan import expand
+from bench.matrix.preset import load_preset
 from bench.matrix.runner import MatrixOptions, make_plan
 
 KEYS = {"O:SOFTMAX:CE": "k_ce", "O:SOFTMAX:MSE": "k_mse", "R:TANH:MSE": "k_tanh"}

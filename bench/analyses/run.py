@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from bench.data import datasets
 from bench.errors import ConfigError
 from bench.matrix.craft import sample_set
-from bench.matrix.plan import load_preset
+from bench.matrix.preset import load_preset
 
 
 def preset_models(dataset: str, preset: str, models: Sequence[str] | None, progress: bool):

@@ -21,7 +21,8 @@ from bench.data import datasets
 from bench.errors import ConfigError
 from bench.matrix.craft import Crafter, SampleSet, sample_set
 from bench.matrix.passes import Throughput, measure_throughput
-from bench.matrix.plan import Cell, Preset, expand, load_preset
+from bench.matrix.plan import Cell, expand
+from bench.matrix.preset import Preset, load_preset
 from bench.provenance import git_commit, versions
 from bench.results import diagnostics
 from bench.results.metrics import perturbation_sizes, wilson_interval
@@ -77,7 +78,7 @@ def make_plan(options: MatrixOptions) -> Plan:
             raise ConfigError(f"model label {model.label!r} is taken by a zoo model; give your model another name.")
         specs[model.label] = model
     from bench.attacks import ATTACKS
-    from bench.matrix.plan import SETTINGS
+    from bench.matrix.settings import SETTINGS
 
     attacks = tuple(ATTACKS.canonical(a) for a in options.attacks) if options.attacks else None
     settings = tuple(SETTINGS.canonical(s) for s in options.settings) if options.settings else None

@@ -1,0 +1,135 @@
+"""Presets (data files) read and validated once into frozen Preset objects: their models, training, sample
+counts, and groups of cells (setting, attack, swept parameter)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from bench.attacks import ATTACKS
+from bench.errors import ConfigError, UnknownNameError
+from bench.matrix.settings import SETTINGS
+from bench.registry import Registry
+from models.spec import AdversarialTraining, TrainConfig
+
+
+@dataclass(frozen=True)
+class PresetFile:
+    """Where a named preset's TOML lives (a Path, or a packaged resource) and who registered it."""
+
+    source: Any
+    origin: str = "built-in"
+
+    def read_text(self) -> str:
+        return self.source.read_text()
+
+
+PRESETS = Registry[PresetFile]("preset")
+for _p in ("paper", "quick", "vu2018"):
+    PRESETS.register(_p, PresetFile(resources.files("bench.matrix.presets").joinpath(f"{_p}.toml")))
+
+
+@dataclass(frozen=True)
+class Group:
+    tables: tuple[str, ...]
+    setting: str
+    attack: str
+    sweep_param: str
+    sweep_values: tuple[float, ...]
+    params: dict[str, Any] = field(default_factory=dict)
+    models: tuple[str, ...] | None = None
+    transfer_matrix: bool = False  # transfer between every pair of the group's models (vu2018 Table III)
+    variant: str = ""  # told apart in cell names from another group of the same attack and sweep ("restarts=4")
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    models: tuple[str, ...]
+    arch: str
+    seed: int
+    transfer_source: str
+    samples: dict[str, int]
+    groups: tuple[Group, ...]
+    overrides: dict[str, dict[str, Any]]
+    training: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for the preset's models
+    diagnostic_samples: int = 500  # images for the gradient-health cells (bench/results/diagnostics.py)
+
+    def train_config(self) -> TrainConfig:
+        """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
+        fields = dict(self.training)
+        try:
+            adversarial = fields.pop("adversarial", None)
+            if adversarial is not None:
+                fields["adversarial"] = AdversarialTraining(**adversarial)
+            return TrainConfig(**fields)
+        except TypeError as exc:
+            raise ConfigError(
+                f"preset {self.name!r} [training]: {exc}; expected TrainConfig fields "
+                "(epochs, batch_size, lr, seed, n_train, [training.adversarial] eps, eps_step, max_iter)."
+            ) from exc
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A packaged preset by name (paper, quick) or a TOML file by path; validated here, once."""
+    data = _read_toml(name_or_path)
+    if "inherit" in data:
+        base = _read_toml(data["inherit"])
+        merged = {**base, **{k: v for k, v in data.items() if k not in ("samples", "params", "inherit")}}
+        merged["samples"] = {**base.get("samples", {}), **data.get("samples", {})}
+        merged["params"] = {**base.get("params", {}), **data.get("params", {})}
+        data = merged
+    try:
+        groups = tuple(_group(g) for g in data["group"])
+        preset = Preset(
+            name=data["name"],
+            description=data.get("description", ""),
+            models=tuple(data["models"]),
+            arch=data.get("arch", "cnn"),
+            seed=int(data.get("seed", 0)),
+            transfer_source=data.get("transfer_source", "O:SOFTMAX:CE"),
+            samples={ATTACKS.canonical(k): int(v) for k, v in data["samples"].items()},
+            groups=groups,
+            overrides={ATTACKS.canonical(k): dict(v) for k, v in data.get("params", {}).items()},
+            training=dict(data.get("training", {})),
+            diagnostic_samples=int(data.get("diagnostic_samples", Preset.diagnostic_samples)),
+        )
+    except UnknownNameError as exc:  # a KeyError too, but its message already names the valid choices
+        raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc
+    except KeyError as exc:
+        raise ConfigError(f"preset {name_or_path!r} lacks the key {exc}; see bench/matrix/presets/paper.toml.") from exc
+    for group in preset.groups:
+        if group.attack not in preset.samples:
+            raise ConfigError(f"preset {preset.name!r} gives no sample count for attack {group.attack!r}.")
+    return preset
+
+
+def _read_toml(name_or_path: str) -> dict[str, Any]:
+    path = Path(name_or_path)
+    if path.suffix == ".toml":
+        if not path.is_file():
+            raise ConfigError(f"preset file {path} does not exist.")
+        return tomllib.loads(path.read_text())
+    return tomllib.loads(PRESETS.get(name_or_path).read_text())
+
+
+def _group(g: dict[str, Any]) -> Group:
+    (param, values), *rest = g["sweep"].items()
+    if rest:
+        raise ConfigError(f"a preset group sweeps one parameter; {g['attack']} sweeps {list(g['sweep'])}.")
+    return Group(
+        tables=tuple(g.get("tables", ())),
+        setting=SETTINGS.canonical(g["setting"]),
+        attack=ATTACKS.canonical(g["attack"]),
+        sweep_param=param,
+        sweep_values=tuple(float(v) for v in values),
+        params=dict(g.get("params", {})),
+        models=tuple(g["models"]) if "models" in g else None,
+        transfer_matrix=bool(g.get("transfer_matrix", False)),
+        variant=str(g.get("variant", "")),
+    )
