@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.data.datasets import Split, load
@@ -50,17 +52,33 @@ def tiny_models(store) -> dict[str, StoredModel]:
     return {name: obtain(tiny_spec(name), store, progress=False) for name in built_in_kinds()}
 
 
+def _toml(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)
+
+
+def preset_text(name: str, models: list[str], samples: dict[str, int], groups: list[dict], **more) -> str:
+    """A preset TOML whose models are the tiny trainings (2 epochs, 3,000 images). ``groups`` hold the keys of
+    each [[group]] (tables default to none); ``more`` holds top-level keys, and ``params`` per-attack tables."""
+    params = more.pop("params", {})
+    lines = [f'name = "{name}"', f"models = {_toml(models)}", *(f"{k} = {_toml(v)}" for k, v in more.items())]
+    lines += ["[training]", "epochs = 2", "n_train = 3000", "[samples]", *(f"{a} = {n}" for a, n in samples.items())]
+    for attack, values in params.items():
+        lines += [f"[params.{attack}]", *(f"{k} = {_toml(v)}" for k, v in values.items())]
+    for group in groups:
+        lines += ["[[group]]", *(f"{k} = {_toml(v)}" for k, v in {"tables": [], **group}.items())]
+    return "\n".join(lines) + "\n"
+
+
 def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str = "whitebox_untargeted", *more: str):
     """A preset file whose models are the tiny trainings above (2 epochs, 3,000 images), with one cell per
     attack (``attack`` and ``more``) at eps 0.1 on 10 images: for commands that take a preset's models, and
     for small runs."""
     attacks = (attack, *more)
-    samples = "".join(f"{a} = 10\n" for a in attacks)
-    groups = "".join(
-        f'[[group]]\ntables = []\nsetting = "{setting}"\nattack = "{a}"\nsweep = {{ eps = [0.1] }}\n' for a in attacks
-    )
+    groups = [{"setting": setting, "attack": a, "sweep": {"eps": [0.1]}} for a in attacks]
     path = tmp_path / "tiny-preset.toml"
-    path.write_text(
-        f'name = "tiny"\nmodels = {models!r}\n[training]\nepochs = 2\nn_train = 3000\n[samples]\n{samples}{groups}'
-    )
+    path.write_text(preset_text("tiny", models, {a: 10 for a in attacks}, groups))
     return path

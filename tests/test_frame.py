@@ -20,6 +20,7 @@ from bench.matrix.runner import MatrixOptions, MatrixRunner, make_plan
 from bench.results.frame import FIXED, IDENTITY, MEASUREMENTS, PROVENANCE, records_frame, results_frame
 from bench.results.store import ResultsStore, read_records
 from bench.results.worst_case import store_worst_cases
+from tests.conftest import preset_text
 
 COMMITTED = Path(__file__).resolve().parent.parent / "reports" / "mnist" / "store" / "results.sqlite"
 # the columns results.csv had before the parameter columns: a reader of any of them must still find it
@@ -29,42 +30,20 @@ OLD_CSV_COLUMNS = (
     "examples_per_second forward_passes backward_passes pass_seconds error seed device commit_id created"
 ).split()
 
-PRESET = """
-name = "frame"
-models = ["O:SOFTMAX:CE"]
-seed = 0
-diagnostic_samples = 20
-[training]
-epochs = 2
-n_train = 3000
-[samples]
-fgsm = 10
-pgd = 10
-deepfool = 10
-[params.pgd]
-max_iter = 3
-[[group]]
-tables = []
-setting = "whitebox_untargeted"
-attack = "fgsm"
-sweep = { eps = [0.05, 0.1] }
-[[group]]
-tables = []
-setting = "whitebox_untargeted"
-attack = "pgd"
-params = { eps_step = 0.05 }
-sweep = { eps = [0.1] }
-[[group]]
-tables = []
-setting = "whitebox_targeted"
-attack = "fgsm"
-sweep = { eps = [0.3] }
-[[group]]
-tables = []
-setting = "whitebox_untargeted"
-attack = "deepfool"
-sweep = { max_iter = [2] }
-"""
+PRESET = preset_text(
+    "frame",
+    ["O:SOFTMAX:CE"],
+    {"fgsm": 10, "pgd": 10, "deepfool": 10},
+    [
+        {"setting": "whitebox_untargeted", "attack": "fgsm", "sweep": {"eps": [0.05, 0.1]}},
+        {"setting": "whitebox_untargeted", "attack": "pgd", "params": {"eps_step": 0.05}, "sweep": {"eps": [0.1]}},
+        {"setting": "whitebox_targeted", "attack": "fgsm", "sweep": {"eps": [0.3]}},
+        {"setting": "whitebox_untargeted", "attack": "deepfool", "sweep": {"max_iter": [2]}},
+    ],
+    seed=0,
+    diagnostic_samples=20,
+    params={"pgd": {"max_iter": 3}},
+)
 
 
 @pytest.fixture(scope="module")

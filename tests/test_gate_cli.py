@@ -9,23 +9,23 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from tests.conftest import preset_text
 
-PRESET = """
-name = "tiny-gate"
-models = ["O:SOFTMAX:CE", "R:TANH:MSE"]
-seed = 0
-[training]
-epochs = 2
-n_train = 3000
-[samples]
-pgd = 60
-[[group]]
-tables = ["saito2019:3"]
-setting = "whitebox_untargeted"
-attack = "pgd"
-params = { eps_step = 0.05, max_iter = 20 }
-sweep = { eps = [0.1, 0.3] }
-"""
+PRESET = preset_text(
+    "tiny-gate",
+    ["O:SOFTMAX:CE", "R:TANH:MSE"],
+    {"pgd": 60},
+    [
+        {
+            "tables": ["saito2019:3"],
+            "setting": "whitebox_untargeted",
+            "attack": "pgd",
+            "params": {"eps_step": 0.05, "max_iter": 20},
+            "sweep": {"eps": [0.1, 0.3]},
+        }
+    ],
+    seed=0,
+)
 
 
 @pytest.fixture()

@@ -15,43 +15,32 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.results.store import ResultsStore
+from tests.conftest import preset_text
 
-PRESET = """
-name = "tiny"
-models = ["O:SOFTMAX:CE", "R:TANH:MSE"]
-seed = 0
-[training]
-epochs = 2
-n_train = 3000
-[samples]
-fgsm = 60
-bim = 60
-pgd = 60
-mim = 60
-[params.pgd]
-max_iter = 20
-[[group]]
-tables = ["saito2019:3"]
-setting = "whitebox_untargeted"
-attack = "fgsm"
-sweep = { eps = [0.05, 0.1, 0.3] }
-[[group]]
-tables = ["saito2019:3"]
-setting = "whitebox_untargeted"
-attack = "pgd"
-params = { eps_step = 0.05 }
-sweep = { eps = [0.1, 0.3] }
-[[group]]
-tables = ["saito2019:5"]
-setting = "whitebox_targeted"
-attack = "bim"
-sweep = { eps = [0.1, 0.3] }
-[[group]]
-tables = ["saito2019:6"]
-setting = "transfer"
-attack = "mim"
-sweep = { eps = [0.1] }
-"""
+PRESET = preset_text(
+    "tiny",
+    ["O:SOFTMAX:CE", "R:TANH:MSE"],
+    {"fgsm": 60, "bim": 60, "pgd": 60, "mim": 60},
+    [
+        {
+            "tables": ["saito2019:3"],
+            "setting": "whitebox_untargeted",
+            "attack": "fgsm",
+            "sweep": {"eps": [0.05, 0.1, 0.3]},
+        },
+        {
+            "tables": ["saito2019:3"],
+            "setting": "whitebox_untargeted",
+            "attack": "pgd",
+            "params": {"eps_step": 0.05},
+            "sweep": {"eps": [0.1, 0.3]},
+        },
+        {"tables": ["saito2019:5"], "setting": "whitebox_targeted", "attack": "bim", "sweep": {"eps": [0.1, 0.3]}},
+        {"tables": ["saito2019:6"], "setting": "transfer", "attack": "mim", "sweep": {"eps": [0.1]}},
+    ],
+    seed=0,
+    params={"pgd": {"max_iter": 20}},
+)
 
 
 @pytest.fixture()
