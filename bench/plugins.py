@@ -7,7 +7,7 @@ Two ways in, the way pytest finds ``pytest11`` plugins:
   ``loss(scores, labels) -> (N,)``, which becomes a model kind with a linear head under the entry point's
   name), ``bench.attacks`` (a ``bench.attacks.AttackFamily``) and ``bench.presets`` (a path to a preset
   TOML file). They are loaded once, by the command line and by every ``bench.api`` function.
-- ``--plugin`` (or ``BENCH_PLUGINS``, paths separated by ``os.pathsep``): a ``.py`` file or an importable
+- ``--plugin`` (or ``BENCH_PLUGINS``, separated by commas): a ``.py`` file or an importable
   module, whose top-level ``ModelKind`` and ``AttackFamily`` objects and ``PRESETS`` dict (name -> TOML
   path) are registered; or ``module:attribute`` for one object (a kind, an attack, a loss function or a
   preset path).
@@ -47,9 +47,25 @@ def load_plugins(paths: tuple[str, ...] | list[str] = ()) -> None:
     for group in GROUPS:
         for point in entry_points(group=group):
             _once(f"{group}:{point.name}", lambda p=point, g=group: _register_entry_point(g, p))
-    from_env = [p for p in os.environ.get(ENV, "").split(os.pathsep) if p]
+    from_env = [p.strip() for p in os.environ.get(ENV, "").split(",") if p.strip()]  # ":" is module:attribute's
     for spec in (*paths, *from_env):
-        _once(f"path:{spec}", lambda s=spec: load_plugin(s))
+        _once(f"path:{_canonical(spec)}", lambda s=spec: load_plugin(s))
+
+
+def _split(spec: str) -> tuple[str, str]:
+    """(module or .py path, attribute or ''): the last colon names an attribute unless the spec is a .py path."""
+    if spec.endswith(".py"):
+        return spec, ""
+    where, sep, attribute = spec.rpartition(":")
+    return (where, attribute) if sep and "/" not in attribute and "\\" not in attribute else (spec, "")
+
+
+def _canonical(spec: str) -> str:
+    """The same plugin however its path was typed (./x.py, x.py, /abs/x.py), so it loads once."""
+    where, attribute = _split(spec)
+    if where.endswith(".py"):
+        where = str(Path(where).resolve())
+    return f"{where}:{attribute}"
 
 
 def _once(key: str, register) -> None:
@@ -80,9 +96,11 @@ def _register_entry_point(group: str, point: EntryPoint) -> None:
 
 def load_plugin(spec: str) -> None:
     """One ``--plugin`` value: a ``.py`` file, a module, or ``module:attribute``."""
-    module_name, _, attribute = spec.partition(":") if not spec.endswith(".py") else (spec, "", "")
+    module_name, attribute = _split(spec)
     module = _import(module_name)
-    origin = f"plugin {spec}"
+    # the origin goes into store keys: name the file, not the path it was typed with, so a checkout elsewhere resumes
+    origin = f"plugin {Path(module_name).name if module_name.endswith('.py') else module_name}"
+    origin += f":{attribute}" if attribute else ""
     record_project(origin, _file_version(module) or _commit_of(getattr(module, "__file__", None)))
     if attribute:
         try:
@@ -149,7 +167,11 @@ def _import(name: str) -> ModuleType:
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module  # dataclasses and inspect look modules up by name
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the plugin's own error, in one line that names the file
+            del sys.modules[module_name]
+            raise ConfigError(f"--plugin {name!r} failed to load: {type(exc).__name__}: {exc}") from exc
         return module
     try:
         return importlib.import_module(name)

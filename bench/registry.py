@@ -10,9 +10,10 @@ import difflib
 import hashlib
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
-from bench.errors import UnknownNameError
+from bench.errors import ConfigError, UnknownNameError
 
 T = TypeVar("T")
 
@@ -26,11 +27,20 @@ class Registry(Generic[T]):
         self._lookup: dict[str, str] = {}  # folded name or alias -> canonical name
 
     def register(self, name: str, entry: T, aliases: tuple[str, ...] = ()) -> T:
+        """Add ``entry``; the same entry again is a no-op, and a name or alias taken by another is refused before
+        anything is written."""
+        if self._entries.get(name) == entry and all(self._lookup.get(a.casefold()) == name for a in aliases):
+            return entry
         for key in (name, *aliases):
-            folded = key.casefold()
-            if folded in self._lookup:
-                raise ValueError(f"{self.kind} name {key!r} is already registered (as {self._lookup[folded]!r})")
-            self._lookup[folded] = name
+            taken = self._lookup.get(key.casefold())
+            if taken is not None:
+                origin = getattr(self._entries[taken], "origin", None)
+                by = f", from {origin}" if origin else ""
+                raise ConfigError(
+                    f"{self.kind} name {key!r} is already registered (as {taken!r}{by}); give yours another name."
+                )
+        for key in (name, *aliases):
+            self._lookup[key.casefold()] = name
         self._entries[name] = entry
         return entry
 
@@ -68,14 +78,33 @@ class Registry(Generic[T]):
         return f"unknown {self.kind} {name!r}; expected one of: {valid}.{hint}"
 
 
+OURS = Path(__file__).resolve().parent.parent  # the folder holding bench/, models/ and attacks_ext/
+OUR_PACKAGES = ("bench", "models", "attacks_ext")
+
+
 def code_fingerprint(*functions: object) -> str:
-    """A hash of the source files that define ``functions`` (the whole file, so an edited helper beside them
-    counts too): what a plugin's store keys and cell hashes include, so edited code is never served stale
-    results. A function without a source file (built in C, or typed at a prompt) counts by its name."""
+    """A hash of the code behind ``functions``: each one's qualified name, and the source of the package (or the
+    single file) that defines it, so an edited helper beside it counts too. What plugins' store keys and cell
+    hashes include, so edited code is never served stale results. This package's own code counts by name only
+    (a plugin built on ``linear_head`` keeps its key when bench changes)."""
     digest = hashlib.sha256()
     for function in functions:
-        try:
-            digest.update(open(inspect.getsourcefile(function), "rb").read())  # noqa: SIM115
-        except (OSError, TypeError):
-            digest.update(f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}".encode())
+        digest.update(f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}".encode())
+        for file in _code_files(function):
+            digest.update(file.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _code_files(function: object) -> list[Path]:
+    try:
+        file = Path(inspect.getsourcefile(function)).resolve()
+    except (OSError, TypeError):  # built in C, or typed at a prompt: its name is all there is
+        return []
+    if any(file.is_relative_to(OURS / package) for package in OUR_PACKAGES):
+        return []
+    top = file.parent
+    if not (top / "__init__.py").is_file():
+        return [file]  # a single-file plugin
+    while (top.parent / "__init__.py").is_file():
+        top = top.parent
+    return sorted(top.rglob("*.py"))

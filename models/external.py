@@ -23,6 +23,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from bench.errors import ConfigError, StoreError
+from bench.registry import code_fingerprint
 from models.estimator import BenchClassifier
 from models.losses import LOSSES, ModelLoss
 
@@ -42,6 +43,10 @@ class ExternalModel:
 
     def key(self) -> str:
         return self._key
+
+    def probe(self) -> str:
+        """Your model by its label: new weights or code under the same label are compared by the gate's rates."""
+        return f"external:{self.label}"
 
     @property
     def loss_label(self) -> str:
@@ -73,11 +78,16 @@ def external_model(
         raise ConfigError(f"model {label!r} is a {type(module).__name__}; expected a torch.nn.Module.")
     model_loss = _loss(loss)
     module.eval()
-    with torch.no_grad():
-        scores = module(torch.zeros(1, *input_shape, dtype=next(module.parameters()).dtype))
-    if tuple(scores.shape) != (1, n_classes):
+    first = next(module.parameters(), None)
+    try:
+        with torch.no_grad():
+            scores = module(torch.zeros(1, *input_shape, dtype=first.dtype if first is not None else torch.float32))
+    except Exception as exc:  # the user's forward: name what it was given and what it raised, in one line
+        raise ConfigError(f"model {label!r} failed on one zero {dataset} image of shape {input_shape}: {exc}") from exc
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (1, n_classes):
         raise ConfigError(
-            f"model {label!r} returns shape {tuple(scores.shape)} for one {dataset} image of shape {input_shape}; "
+            f"model {label!r} returns {tuple(getattr(scores, 'shape', ())) or type(scores).__name__} for one {dataset} "
+            f"image of shape {input_shape}; "
             f"expected (1, {n_classes}): one score per class, whose argmax is its decision."
         )
     key = "ext-" + _fingerprint(module, model_loss)
@@ -89,21 +99,30 @@ def _loss(loss: LossLike) -> ModelLoss:
     if loss is None:
         return ModelLoss("cross_entropy")
     if isinstance(loss, str):
-        if loss not in LOSSES:
-            raise ConfigError(f"unknown loss {loss!r}; expected one of: {', '.join(LOSSES)}, or a function.")
+        usable = [name for name, fn in LOSSES.items() if not _needs_parameters(fn)]
+        if loss not in usable:  # lmcl and codeword_mse need their model's parameters: refuse them here
+            raise ConfigError(
+                f"loss {loss!r} cannot be used alone; expected one of: {', '.join(usable)}, or a function."
+            )
         return ModelLoss(loss)
     if callable(loss):
         return ModelLoss(getattr(loss, "__name__", "custom"), function=loss)
     raise ConfigError(f"loss {loss!r} is a {type(loss).__name__}; expected a loss name or a function.")
 
 
+def _needs_parameters(function: Callable[..., torch.Tensor]) -> bool:
+    """A loss with parameters beyond (scores, labels) and no defaults for them."""
+    parameters = list(inspect.signature(function).parameters.values())[2:]
+    return any(p.default is inspect.Parameter.empty for p in parameters)
+
+
 def _fingerprint(module: nn.Module, loss: ModelLoss) -> str:
+    """The network's code, its weights, and the loss's code with any bound arguments (functools.partial)."""
+    function = loss.function
     digest = hashlib.sha256()
     digest.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
-    try:
-        digest.update(inspect.getsource(loss.function).encode())
-    except (OSError, TypeError):
-        digest.update(loss.name.encode())
+    digest.update(code_fingerprint(type(module), getattr(function, "func", function)).encode())
+    digest.update(repr((getattr(function, "args", ()), sorted(getattr(function, "keywords", {}).items()))).encode())
     for name, tensor in sorted(module.state_dict().items()):
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -119,7 +138,10 @@ def from_factory(factory: str, weights: str | Path) -> tuple[nn.Module, str]:
         build = getattr(importlib.import_module(module_name), attribute)
     except (ImportError, AttributeError) as exc:
         raise ConfigError(f"--factory {factory!r}: cannot find it ({exc}).") from exc
-    network = build()
+    try:
+        network = build()
+    except Exception as exc:  # the user's factory: one line that names it
+        raise ConfigError(f"--factory {factory!r} failed to build the network: {exc}") from exc
     path = Path(weights)
     if path.suffix != ".safetensors" or not path.is_file():
         raise StoreError(f"--weights {path}: expected an existing .safetensors file (pickled checkpoints are refused).")

@@ -7,7 +7,8 @@ comes from (built in, or a plugin with its version and a hash of its code, which
 includes so that an edited loss retrains). Nothing else in the package branches on a kind's name.
 
 Built-in kinds are the papers' (``O:SOFTMAX:CE``, ``O:SOFTMAX:MSE``, ``R:TANH:MSE``, ``hinge``, ``lmcl``);
-plugins add theirs with ``KINDS.register`` (see ``bench.plugins``).
+plugins add theirs through entry points or ``--plugin`` (``bench.plugins``), or in-process with ``register_kind``.
+Every kind that is not built in has its code hash in its models' store keys.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class ModelKind:
     aliases: tuple[str, ...] = ()
     codebook: bool = False  # the head is built on a keyed codebook of length ``codeword_length``
     views: tuple[str, ...] = ("scores", "raw")  # what attacks may see: scores, raw head outputs, codewords
-    origin: str = BUILT_IN  # "built-in", or "plugin <distribution or file>"
+    origin: str = "user"  # "built-in", "plugin <distribution or file>", or "user" (registered in-process)
     version: str | None = None  # a plugin's version, part of the store key
     label: Callable[[Mapping[str, Any]], str] | None = None  # a name with its parameters (lmcl_s10_m0.3)
     pattern: str | None = None  # a regular expression whose named groups read parameters from such a name
@@ -143,6 +144,7 @@ register_kind(
         linear_head,
         losses.cross_entropy,
         aliases=("softmax_ce", "cross_entropy", "ce"),
+        origin=BUILT_IN,
     )
 )
 register_kind(
@@ -153,6 +155,7 @@ register_kind(
         linear_head,
         losses.softmax_mse,
         aliases=("softmax_mse", "mse"),
+        origin=BUILT_IN,
     )
 )
 register_kind(
@@ -168,6 +171,7 @@ register_kind(
         aliases=("tanh_mse", "codeword_mse", "codeword"),
         codebook=True,
         views=("scores", "raw", "codewords"),
+        origin=BUILT_IN,
     )
 )
 register_kind(
@@ -178,6 +182,7 @@ register_kind(
         linear_head,
         losses.hinge,
         aliases=("multi_class_hinge",),
+        origin=BUILT_IN,
     )
 )
 register_kind(
@@ -194,6 +199,7 @@ register_kind(
         aliases=("cosface",),
         label=lambda p: f"lmcl_s{p['lmcl_s']:g}_m{p['lmcl_m']:g}",
         pattern=r"^lmcl_s(?P<lmcl_s>[0-9.]+)_m(?P<lmcl_m>[0-9.]+)$",
+        origin=BUILT_IN,
     )
 )
 

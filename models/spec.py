@@ -138,6 +138,12 @@ class ModelSpec:
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
+    def probe(self) -> str:
+        """The configuration's hash without a plugin's code hash and version: the same model, trained the same way,
+        from code that may have changed (the regression gate compares such models by their rates)."""
+        blob = json.dumps({k: v for k, v in self.to_dict().items() if k != "plugin"}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     def with_train(self, **changes: Any) -> ModelSpec:
         return replace(self, train=replace(self.train, **changes))
 

@@ -134,6 +134,16 @@ def test_a_retrained_model_is_compared_by_its_rate(baseline):
     assert f"| {FGSM} |" in weaker.markdown() and "drifted (code changed)" in weaker.markdown()
 
 
+def test_a_model_trained_otherwise_is_a_changed_config(tmp_path):
+    """The model's configuration without plugin code (model_probe) is part of what a cell measures: more epochs
+    or another architecture is not 'code changed' but a changed configuration, even at the same rate."""
+    base = make_baseline(stored(tmp_path, rec(FGSM, 10, model_probe="6-epochs")), "mnist", "quick")
+    retrained = rec(FGSM, 10, hash_="h2", model_key="new", model_probe="6-epochs")
+    otherwise = rec(FGSM, 10, hash_="h3", model_key="other", model_probe="1-epoch")
+    assert [r.verdict for r in compare(base, [retrained]).rows] == ["ok"]
+    assert [r.verdict for r in compare(base, [otherwise]).rows] == ["config changed"]
+
+
 def test_new_cell_is_reported_but_fails_only_when_strict(baseline):
     extra = "mnist/untargeted/cw[c=1]/O:SOFTMAX:CE"
     now = [rec(FGSM, 10), rec(PGD, 50), rec(extra, 3)]

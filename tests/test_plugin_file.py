@@ -30,8 +30,9 @@ def bench_cli(tmp_path):
     env = {**os.environ, "BENCH_HOME": str(tmp_path / "home")}
     env.pop("BENCH_PLUGINS", None)
 
-    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([sys.executable, "-m", "bench", *args], env=env, capture_output=True, text=True)
+    def run(*args: str, check: bool = True, **more_env: str) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "bench", *args]
+        done = subprocess.run(argv, env={**env, **more_env}, capture_output=True, text=True, cwd=tmp_path)
         assert not check or done.returncode == 0, done.stdout + done.stderr
         return done
 
@@ -42,7 +43,10 @@ def test_a_loss_in_a_file_trains_and_is_listed(bench_cli, tmp_path):
     plugin = tmp_path / "my_loss.py"
     plugin.write_text(LOSS_FILE)
     listed = bench_cli("--plugin", f"{plugin}:squared_hinge", "ls", "models").stdout
-    assert "squared_hinge" in listed and f"plugin {plugin}:squared_hinge 0.3" in listed
+    assert "plugin my_loss.py:squared_hinge 0.3" in listed  # the file's name, not the path it was typed with
+    # the same plugin typed two ways (relative on the command line, absolute in BENCH_PLUGINS) loads once
+    twice = bench_cli("--plugin", "my_loss.py:squared_hinge", "ls", "models", BENCH_PLUGINS=f"{plugin}:squared_hinge")
+    assert twice.stdout == listed
     args = ["--plugin", f"{plugin}:squared_hinge", "train", "--dataset", "mnist", "--model", "squared_hinge"]
     trained = bench_cli(*args, "--epochs", "1", "--n-train", "1000", "--no-progress").stdout
     accuracy = float(trained.split("mnist/cnn/squared_hinge")[1].split("%")[0])
@@ -61,3 +65,10 @@ def test_without_the_plugin_the_name_is_unknown_and_a_bad_path_is_named(bench_cl
     empty.write_text("x = 1\n")
     nothing = bench_cli("--plugin", str(empty), "ls", check=False)
     assert nothing.returncode == 2 and "defines no ModelKind, AttackFamily or PRESETS" in nothing.stderr
+
+
+def test_a_plugin_that_raises_is_named_in_one_line(bench_cli, tmp_path):
+    (tmp_path / "bad.py").write_text("import not_a_module_anywhere\n")
+    done = bench_cli("--plugin", "bad.py", "ls", check=False)
+    assert done.returncode == 2 and "--plugin 'bad.py' failed to load: ModuleNotFoundError" in done.stderr
+    assert "Traceback" not in done.stderr

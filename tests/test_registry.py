@@ -45,3 +45,17 @@ def test_values_and_items_follow_registration_order_without_repeating_aliases():
     assert reg.values() == [1, 2]
     assert reg.items() == [("O:SOFTMAX:CE", 1), ("hinge", 2)]
     assert list(reg) == reg.names() == ["O:SOFTMAX:CE", "hinge"]
+
+
+def test_a_refused_registration_writes_nothing_and_the_same_entry_twice_is_a_no_op():
+    from bench.errors import ConfigError
+    from bench.registry import Registry
+
+    reg = Registry[str]("model")
+    reg.register("ce", "cross-entropy", aliases=("cross_entropy",))
+    with pytest.raises(ConfigError, match="model name 'CROSS_ENTROPY' is already registered \\(as 'ce'\\)"):
+        reg.register("focal2", "focal", aliases=("focal2_loss", "CROSS_ENTROPY"))
+    assert "focal2" not in reg and "focal2_loss" not in reg and reg.names() == ["ce"]
+    assert reg.register("ce", "cross-entropy", aliases=("cross_entropy",)) == "cross-entropy"  # loaded twice
+    with pytest.raises(ConfigError, match="already registered"):
+        reg.register("ce", "another loss")

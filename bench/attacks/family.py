@@ -31,6 +31,9 @@ INTEGER_PARAMS = frozenset(
 )
 
 
+BUILT_IN_ORIGINS = ("ART", "bench attacks_ext")  # the families this package registers
+
+
 @dataclass(frozen=True)
 class AttackFamily:
     """One attack family: how to build it, its parameters, and the facts reports, flags and the worst case ask.
@@ -61,7 +64,7 @@ class AttackFamily:
     needed_for_verdict: bool = field(default=False, kw_only=True)  # the verdict "holds" needs it run on the model
     needs_view: str = field(default="scores", kw_only=True)  # which of models.kinds.ModelKind.views it needs
     aliases: tuple[str, ...] = field(default=(), kw_only=True)
-    origin: str = field(default="bench", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>"
+    origin: str = field(default="user", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>", "user"
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -73,13 +76,14 @@ class AttackFamily:
             raise ConfigError(f"attack {self.name!r} has {bounded}: a bounded attack has both, a minimal one neither.")
 
     @property
-    def plugin(self) -> bool:
-        return self.origin.startswith("plugin")
+    def built_in(self) -> bool:
+        return self.origin in BUILT_IN_ORIGINS
 
     def code_hash(self) -> str | None:
-        """For a plugin, a hash of the file that builds it: part of its cells' hashes, so an edited attack runs
-        again instead of reusing results and cached examples. None for the built-ins (their hashes stay)."""
-        return code_fingerprint(self.build) if self.plugin else None
+        """For any family not built in (a plugin, or one registered in-process), a hash of the code that builds it:
+        part of its cells' hashes, so an edited attack runs again instead of reusing results and cached examples.
+        None for the built-ins (their hashes stay)."""
+        return None if self.built_in else code_fingerprint(self.build)
 
     def arguments(self, params: dict[str, Any]) -> dict[str, Any]:
         """Validated implementation arguments: defaults, overridden by ``params``."""

@@ -35,8 +35,8 @@ class BenchGroup(click.Group):
     multiple=True,
     metavar="PATH|MODULE[:ATTR]",
     help="Load model kinds, losses, attacks or presets from a .py file or module (repeatable; "
-    "also BENCH_PLUGINS). Installed entry points (bench.models, bench.losses, bench.attacks, bench.presets) "
-    "load always.",
+    "also BENCH_PLUGINS, comma-separated). Installed entry points (bench.models, bench.losses, bench.attacks, "
+    "bench.presets) load always.",
 )
 @click.version_option(package_name="bench")
 def main(verbose: int, plugins: tuple[str, ...]) -> None:

@@ -117,9 +117,11 @@ class MatrixRunner:
         self._samples: dict[tuple[int, int], SampleSet] = {}
         self._clean: dict[tuple[str, int, int], torch.Tensor] = {}
         self._test: datasets.Split | None = None
+        self._specs: dict = {}
 
     def run(self, plan: Plan) -> RunSummary:
         summary = RunSummary()
+        self._specs = plan.specs
         renamed = self.results.rename({c.hash: c.name for c in plan.cells})  # names follow the code
         if renamed:
             log.info("%d stored cells renamed to their current names", renamed)
@@ -282,10 +284,18 @@ class MatrixRunner:
             "attack": cell.attack,
             "param": cell.param,
             "value": cell.value,
-            "config": {**cell.config(), "tables": list(cell.tables)},
+            "config": {**cell.config(), "tables": list(cell.tables), **self._probes(cell)},
             "seed": cell.seed,
             **self._provenance(),
         }
+
+    def _probes(self, cell: Cell) -> dict:
+        """What the models were, without the code hashes of plugins (stored, not hashed): the gate compares a model
+        retrained from edited code by its rates, but one trained otherwise (epochs, architecture) as changed."""
+        probes = {"model_probe": self._specs[cell.model].probe()}
+        if cell.source:
+            probes["source_probe"] = self._specs[cell.source].probe()
+        return probes
 
     def _provenance(self) -> dict:
         return {

@@ -102,9 +102,10 @@ CODE_KEYS = ("model_key", "source_key", "tables", "attack_code")  # what retrain
 
 
 def probe_hash(config: dict[str, Any]) -> str:
-    """A hash of what a cell measures, leaving out which trained weights and which version of a plugin attack's
-    code measured it: a model retrained from changed code (a new store key) or an edited plugin attack is still
-    compared with its baseline, so a weakened model or attack shows as drift."""
+    """A hash of what a cell measures, leaving out the store keys and a plugin attack's code hash but keeping how the
+    models were configured (``model_probe``: the spec without a plugin's code hash): a model retrained from edited
+    code, or an edited plugin attack, is still compared with its baseline, so a weakened one shows as drift, while
+    a model trained otherwise (epochs, architecture, codeword length) is a changed configuration."""
     probe = {k: v for k, v in config.items() if k not in CODE_KEYS}
     return hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()[:16]
 
