@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.results.store import ResultsStore
 from tests.conftest import preset_text
 
 PRESET = preset_text(
@@ -75,6 +76,27 @@ def test_a_malformed_baseline_is_refused_before_any_work(gate_args, tmp_path):
 def test_reading_a_results_folder_without_the_cells_reports_them_missing(gate_args, tmp_path):
     baseline = tmp_path / "baseline.json"
     assert invoke("baseline", *gate_args, "--run-dir", tmp_path / "a", "--out", baseline).exit_code == 0
-    (tmp_path / "empty").mkdir()
+    ResultsStore(tmp_path / "empty" / "results.sqlite")  # a store without this preset's cells
     result = invoke("check", *gate_args, "--results", tmp_path / "empty", "--baseline", baseline)
     assert result.exit_code == 1 and result.output.count("missing now") >= 4
+    (tmp_path / "typo").mkdir()  # no store at all: named in one line, not read as "everything missing"
+    result = invoke("check", *gate_args, "--results", tmp_path / "typo", "--baseline", baseline)
+    assert result.exit_code == 2 and "typo holds no results.sqlite" in result.output
+
+
+def test_checking_a_committed_store_never_writes_to_it(tmp_path):
+    """`bench check --results` reads: the committed MNIST store (older than the image_indices column) is not
+    migrated, and no -wal file is left behind."""
+    import hashlib
+    import shutil
+    from pathlib import Path
+
+    committed = Path(__file__).parent.parent / "reports" / "mnist" / "store"
+    copy = tmp_path / "store"
+    shutil.copytree(committed, copy)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copy.iterdir()}
+    base = tmp_path / "base.json"
+    args = ["--dataset", "mnist", "--preset", "paper", "--results", copy]
+    assert invoke("baseline", *args, "--out", base).exit_code == 0
+    assert invoke("check", *args, "--baseline", base).exit_code == 0
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copy.iterdir()} == before

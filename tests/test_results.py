@@ -65,20 +65,22 @@ def test_eps_plot_takes_a_rate_of_zero_whose_interval_starts_a_rounding_error_ab
 
 
 def test_a_store_from_before_image_indices_gains_the_column_and_reads_none(tmp_path):
-    """A store written by an older bench (no image_indices column) opens, keeps its rows, and stores indices."""
-    import shutil
-    from pathlib import Path
+    """A store written by an older bench (schema 1 without image_indices) opens, keeps its rows, and stores indices."""
+    from bench.results import store as store_module
 
-    committed = Path(__file__).parent.parent / "reports" / "mnist" / "store" / "results.sqlite"
     old = tmp_path / "old.sqlite"
-    shutil.copy(committed, old)
+    columns = store_module._COLUMNS.replace("image_indices BLOB,", "")
     with sqlite3.connect(old) as db:
-        columns = {row[1] for row in db.execute("PRAGMA table_info(results)")}
-        count = db.execute("SELECT count(*) FROM results").fetchone()[0]
-    assert "image_indices" not in columns  # the committed store predates the column
+        db.execute(f"CREATE TABLE results ({columns})")
+        db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+        db.execute("INSERT INTO meta VALUES ('schema_version', '1')")
+        row = {**{k: None for k in ("source", "param", "value")}, "cell_hash": "o", "name": "old", "dataset": "mnist",
+               "model": "m", "model_key": "k", "setting": "s", "attack": "fgsm", "config": "{}", "status": "ok",
+               "versions": "{}"}  # fmt: skip
+        db.execute(f"INSERT INTO results ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", list(row.values()))
     store = ResultsStore(old)
-    rows = store.records()
-    assert len(rows) == count and all(r.image_indices is None and r.indices() is None for r in rows)
+    (got,) = store.records()
+    assert got.name == "old" and got.image_indices is None and got.indices() is None
     new = record("n")
     new.image_indices = encode_indices([3, 1, 4, 1_000_000])
     store.put(new)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.matrix.runner import MatrixOptions, MatrixRunner, make_plan
 from bench.paths import bench_home
-from bench.results.store import Record, ResultsStore
+from bench.results.store import Record, ResultsStore, read_records
 
 
 def default_results_dir(options: MatrixOptions) -> Path:
@@ -15,15 +15,15 @@ def default_results_dir(options: MatrixOptions) -> Path:
 
 
 def plan_records(options: MatrixOptions, results_dir: Path | None, run: bool) -> list[Record]:
-    """The records of the plan's cells, after running what is missing when ``run``.
+    """The records of the plan's cells, after running what is missing when ``run`` (else only read).
 
     Only cells of this plan count (by hash), so rows left in the store by other configurations are ignored;
     a cell of the plan that has no record shows up in the comparison as missing.
     """
     plan = make_plan(options)
     folder = results_dir or default_results_dir(options)
-    store = ResultsStore(folder / "results.sqlite")
     if run:
-        MatrixRunner(options, store, folder).run(plan)
+        MatrixRunner(options, ResultsStore(folder / "results.sqlite"), folder).run(plan)
     wanted = {c.hash for c in plan.cells}
-    return [r for r in store.records() if r.cell_hash in wanted]
+    # read without writing: a committed store checked with --results is never touched, a mistyped one is named
+    return [r for r in read_records(folder) if r.cell_hash in wanted]
