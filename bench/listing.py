@@ -46,7 +46,7 @@ def _models() -> list[dict[str, Any]]:
                 "model": name,
                 "from": _origin(kind.origin, kind.version),
                 "scores": kind.scores,
-                "loss": kind.loss.__name__,
+                "loss": _name(kind.loss),
                 "parameters": params or "-",
                 "aliases": ", ".join(kind.aliases) or "-",
             }
@@ -57,13 +57,19 @@ def _models() -> list[dict[str, Any]]:
 def _losses() -> list[dict[str, Any]]:
     return [
         {
-            "loss": KINDS.get(n).loss.__name__,
+            "loss": _name(KINDS.get(n).loss),
             "model": n,
             "from": _origin(KINDS.get(n).origin, KINDS.get(n).version),
             "parameters": ", ".join(KINDS.get(n).loss_params.values()) or "-",
         }
         for n in KINDS.names()
     ]
+
+
+def _name(function) -> str:
+    """A loss's name: a function's own, a partial's function's, or a callable object's class."""
+    function = getattr(function, "func", function)
+    return getattr(function, "__name__", type(function).__name__)
 
 
 def _norm(family) -> str:

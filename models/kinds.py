@@ -98,9 +98,17 @@ class ModelKind:
         for name, value in values.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ConfigError(f"model {self.name!r} parameter {name}={value!r} must be a finite number.")
+            values[name] = _like(self.params[name], value)
         if self.validate is not None:
             self.validate(values, n_classes)
         return values
+
+
+def _like(default: Any, value: float) -> float:
+    """``value`` in its default's type, so 10 and 10.0 give one store key (a whole-number parameter stays int)."""
+    if isinstance(default, int) and float(value).is_integer():
+        return int(value)
+    return float(value)
 
 
 def _check(ok: bool, message: str) -> None:

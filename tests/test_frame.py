@@ -272,3 +272,14 @@ def test_no_attack_parameter_is_named_like_a_column():
     for preset in map(load_preset, PRESETS.names()):
         names |= {g.sweep_param for g in preset.groups} | {k for g in preset.groups for k in g.params}
     assert "eps" in names and not names & set(FIXED)
+
+
+def test_a_plugin_parameter_named_like_a_column_gets_its_own_column():
+    """A plugin attack may call a parameter `seed` or `n`: it is shown as param_seed, never over the cell's seed."""
+    from dataclasses import replace
+
+    from tests.test_results import record
+
+    cell = replace(record("p"), seed=7, config={"params": {"seed": 3.0, "eps": 0.1}})
+    (row,) = records_frame([cell]).to_dict("records")
+    assert (row["seed"], row["param_seed"], row["eps"]) == (7, 3.0, 0.1)

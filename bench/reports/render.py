@@ -7,6 +7,7 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.attacks import ATTACKS
+from bench.errors import UnknownNameError
 from bench.reports.plots import eps_plots
 from bench.reports.reference import lookup
 from bench.reports.robustness import robustness_section
@@ -14,7 +15,7 @@ from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, rend
 from bench.reports.training import steps_of, training_section
 from bench.results.frame import records_frame
 from bench.results.store import Record
-from models.spec import KINDS
+from models.spec import KINDS, parse_model_name
 
 
 def write_dataset_report(
@@ -91,10 +92,23 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
     )
 
 
+def _kinds_used(records: list[Record]) -> set[str]:
+    """The model kinds of the records' models (a label such as lmcl_s10_m0.3 names its kind), whatever else is
+    registered: a report is a function of its stores, not of the plugins installed where it is written."""
+    used = set()
+    for label in {r.model for r in records}:
+        try:
+            used.add(parse_model_name(label)[0].name)
+        except UnknownNameError:  # your own network, or a plugin kind not loaded here
+            continue
+    return used
+
+
 def _views(records: list[Record]) -> str:
     attacks = sorted({r.attack for r in records if r.attack in ATTACKS})  # not the derived or diagnostic cells
     rows = [[a, ATTACKS.get(a).implementation, ATTACKS.get(a).sees] for a in attacks]
-    models = [[k.name, k.scores] for k in (KINDS.get(n) for n in KINDS.names())]
+    used = _kinds_used(records)
+    models = [[k.name, k.scores] for k in (KINDS.get(n) for n in KINDS.names()) if k.name in used]
     return "\n".join(
         [
             "### What each attack sees",

@@ -91,9 +91,6 @@ def results_frame(source: ResultsStore | str | Path, dataset: str | None = None)
 def records_frame(records: list[Record]) -> pd.DataFrame:
     """The frame of ``records`` (columns as the module docstring lists them), sorted by name then hash."""
     params = sorted({k for r in records for k in _params(r)})
-    clash = set(params) & set(FIXED)
-    if clash:  # an attack parameter named like a column would overwrite it
-        raise ValueError(f"attack parameters {sorted(clash)} share a name with a column of the results frame.")
     rows = [_row(r) for r in sorted(records, key=lambda r: (r.name, r.cell_hash))]
     frame = pd.DataFrame(rows, columns=[*IDENTITY, *params, *MEASUREMENTS, *PROVENANCE])
     types = {c: "string" for c in _TEXT} | {c: "Int64" for c in _INTEGERS} | {c: "boolean" for c in _BOOLEANS}
@@ -102,11 +99,12 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
 
 
 def _params(record: Record) -> dict[str, float]:
-    """The cell's attack parameters; a worst-case cell's is the eps its components share."""
+    """The cell's attack parameters; a worst-case cell's is the eps its components share. A parameter named like
+    a column of the frame (a plugin attack's ``seed``, say) is prefixed with ``param_`` instead of overwriting it."""
     params = dict(record.config.get("params", {}))
     if record.param is not None and record.param not in params:
         params[record.param] = record.value
-    return params
+    return {f"param_{k}" if k in FIXED else k: v for k, v in params.items()}
 
 
 def _row(record: Record) -> dict[str, Any]:
