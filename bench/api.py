@@ -75,7 +75,7 @@ def run_matrix(
     out_path = Path(out) if out is not None else None
     plan = make_plan(opts)
     summary, store = execute(plan, opts, out_path)
-    dataset = plan.cells[0].dataset if plan.cells else opts.dataset
+    dataset = plan.dataset
     written = write_report(dataset, store.path.parent, Path(reports_dir), out_path) if reports_dir else None
     return MatrixRun(summary, store.path.parent, written)
 
@@ -162,11 +162,11 @@ def baseline(
 ) -> Path:
     """``bench baseline``: run ``preset`` (or read the store ``results``) and write its baseline JSON."""
     from bench.matrix.gate_run import plan_records
-    from bench.results.gate import make_baseline, write_baseline
+    from bench.results.gate import default_baseline_path, make_baseline, write_baseline
 
     opts = _options(dataset, str(preset), plugins, **options)
     records = plan_records(opts, _path(results), run=results is None)
-    path = Path(out) if out else Path("reports") / "baselines" / f"{opts.dataset}-{Path(str(preset)).stem}.json"
+    path = Path(out) if out else default_baseline_path(opts.dataset, str(preset))
     write_baseline(path, make_baseline(records, opts.dataset, str(preset)))
     return path
 

@@ -12,6 +12,7 @@ from bench.data.datasets import DATASETS
 from bench.errors import ConfigError
 from bench.matrix.preset import PRESETS
 from bench.matrix.settings import SETTINGS
+from bench.plugins import with_version
 from models.kinds import KINDS
 
 CATEGORIES = ("models", "losses", "attacks", "presets", "settings", "datasets")
@@ -32,10 +33,6 @@ def rows(category: str) -> list[dict[str, Any]]:
     return makers[category]()
 
 
-def _origin(origin: str, version: str | None = None) -> str:
-    return f"{origin} {version}" if version else origin
-
-
 def _models() -> list[dict[str, Any]]:
     out = []
     for name in KINDS.names():
@@ -44,7 +41,7 @@ def _models() -> list[dict[str, Any]]:
         out.append(
             {
                 "model": name,
-                "from": _origin(kind.origin, kind.version),
+                "from": with_version(kind.origin, kind.version),
                 "scores": kind.scores,
                 "loss": _name(kind.loss),
                 "parameters": params or "-",
@@ -59,7 +56,7 @@ def _losses() -> list[dict[str, Any]]:
         {
             "loss": _name(KINDS.get(n).loss),
             "model": n,
-            "from": _origin(KINDS.get(n).origin, KINDS.get(n).version),
+            "from": with_version(KINDS.get(n).origin, KINDS.get(n).version),
             "parameters": ", ".join(KINDS.get(n).loss_params.values()) or "-",
         }
         for n in KINDS.names()

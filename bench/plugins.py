@@ -89,7 +89,7 @@ def _register_entry_point(group: str, point: EntryPoint) -> None:
     if group == "bench.losses":
         obj = kind_from_loss(point.name, obj, origin, version) if _is_loss(obj) else obj
     if group == "bench.presets" and isinstance(obj, (str, Path)):
-        _register_preset(point.name, obj, _origin(origin, version))
+        _register_preset(point.name, obj, with_version(origin, version))
         return
     register_object(obj, origin, version, where=f"entry point {point.name} = {point.value} (group {group})")
 
@@ -139,7 +139,7 @@ def register_object(obj: Any, origin: str, version: str | None, where: str) -> N
     if isinstance(obj, ModelKind):
         register_kind(dataclasses.replace(obj, origin=origin, version=version))
     elif isinstance(obj, AttackFamily):
-        stamped = dataclasses.replace(obj, origin=_origin(origin, version))
+        stamped = dataclasses.replace(obj, origin=with_version(origin, version))
         ATTACKS.register(obj.name, stamped, aliases=obj.aliases)
     else:
         raise ConfigError(
@@ -154,7 +154,8 @@ def _register_preset(name: str, path: str | Path, origin: str) -> None:
     PRESETS.register(name, PresetFile(path, origin))
 
 
-def _origin(origin: str, version: str | None) -> str:
+def with_version(origin: str, version: str | None) -> str:
+    """An origin with its version, as `bench ls` shows it: ``plugin bench-focal-plugin 0.1.0``."""
     return f"{origin} {version}" if version else origin
 
 

@@ -111,23 +111,24 @@ def _like(default: Any, value: float) -> float:
     return float(value)
 
 
-def _check(ok: bool, message: str) -> None:
+def check(ok: bool, message: str) -> None:
+    """Raise ConfigError(message) unless ``ok``: the one-line checks of kinds and specs."""
     if not ok:
         raise ConfigError(message)
 
 
 def _check_codeword(params: Mapping[str, Any], n_classes: int) -> None:
     length = params["codeword_length"]
-    _check(length == int(length), f"codeword length {length} must be a whole number.")
-    _check(
+    check(length == int(length), f"codeword length {length} must be a whole number.")
+    check(
         length >= n_classes,
         f"codeword length {length} is below the number of classes ({n_classes}); saito2019 uses 128.",
     )
 
 
 def _check_lmcl(params: Mapping[str, Any], n_classes: int) -> None:
-    _check(params["lmcl_s"] > 0, f"LMCL scale s={params['lmcl_s']} must be above 0 (vu2018 uses 10).")
-    _check(
+    check(params["lmcl_s"] > 0, f"LMCL scale s={params['lmcl_s']} must be above 0 (vu2018 uses 10).")
+    check(
         0 <= params["lmcl_m"] <= 2, f"LMCL margin m={params['lmcl_m']} must be in [0, 2] (cosines differ by at most 2)."
     )
 

@@ -13,22 +13,16 @@ import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from bench.errors import ConfigError
 from bench.registry import Registry
-from models.kinds import KINDS, ModelKind
+from models.kinds import KINDS, ModelKind, check
 
 ARCHS = Registry[str]("architecture")
 ARCHS.register("cnn", "vu2018 Table I CNN", aliases=("table1_cnn",))
 ARCHS.register("densenet", "DenseNet-BC", aliases=("densenet_bc",))
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
 def check_eps(name: str, value: float) -> None:
-    _check(
+    check(
         math.isfinite(value) and 0.0 <= value <= 1.0,
         f"{name}={value} is outside [0, 1]; pixels are in [0, 1], so a perturbation size must be too.",
     )
@@ -46,8 +40,8 @@ class AdversarialTraining:
     def __post_init__(self) -> None:
         check_eps("adversarial training eps", self.eps)
         check_eps("adversarial training eps_step", self.eps_step)
-        _check(self.eps_step > 0, f"adversarial training eps_step={self.eps_step} must be above 0.")
-        _check(self.max_iter >= 1, f"adversarial training max_iter={self.max_iter} must be at least 1.")
+        check(self.eps_step > 0, f"adversarial training eps_step={self.eps_step} must be above 0.")
+        check(self.max_iter >= 1, f"adversarial training max_iter={self.max_iter} must be at least 1.")
 
 
 @dataclass(frozen=True)
@@ -62,15 +56,15 @@ class TrainConfig:
     n_train: int | None = None  # a seeded subset of the training split (tests, quick runs); None = all of it
 
     def __post_init__(self) -> None:
-        _check(self.epochs >= 1, f"epochs={self.epochs} must be at least 1.")
-        _check(self.batch_size >= 1, f"batch_size={self.batch_size} must be at least 1.")
-        _check(
+        check(self.epochs >= 1, f"epochs={self.epochs} must be at least 1.")
+        check(self.batch_size >= 1, f"batch_size={self.batch_size} must be at least 1.")
+        check(
             math.isfinite(self.lr) and self.lr > 0,
             f"learning rate lr={self.lr} must be a positive number (Adam's usual value is 1e-3).",
         )
-        _check(self.optimizer == "adam", f"optimizer={self.optimizer!r} is not supported; expected 'adam'.")
-        _check(self.schedule in ("cosine", "constant"), f"schedule={self.schedule!r}; expected cosine or constant.")
-        _check(self.n_train is None or self.n_train >= 1, f"n_train={self.n_train} must be at least 1 image.")
+        check(self.optimizer == "adam", f"optimizer={self.optimizer!r} is not supported; expected 'adam'.")
+        check(self.schedule in ("cosine", "constant"), f"schedule={self.schedule!r}; expected cosine or constant.")
+        check(self.n_train is None or self.n_train >= 1, f"n_train={self.n_train} must be at least 1 image.")
 
 
 @dataclass(frozen=True)
@@ -213,9 +207,9 @@ def _codebook_fields(codebook_key: str | None, n_classes: int, length: int) -> d
 def _arch_fields(arch: str, depth: int, growth: int) -> dict[str, Any]:
     if arch != "densenet":
         return {}
-    _check(
+    check(
         depth >= 10 and (depth - 4) % 6 == 0,
         f"DenseNet-BC depth {depth} must be 6n + 4 with n >= 1 (e.g. 22, 40, 100).",
     )
-    _check(growth >= 1, f"DenseNet growth rate {growth} must be at least 1.")
+    check(growth >= 1, f"DenseNet growth rate {growth} must be at least 1.")
     return {"densenet_depth": depth, "densenet_growth": growth}

@@ -10,7 +10,7 @@ import logging
 
 import click
 
-from bench.cli.common import UserError
+from bench.cli.common import UserError, one_line_errors
 from bench.errors import BenchError
 
 
@@ -21,10 +21,7 @@ def _setup_logging(verbose: int) -> None:
 
 class BenchGroup(click.Group):
     def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except BenchError as exc:
-            raise UserError(str(exc)) from exc
+        return one_line_errors(super().invoke, ctx)
 
 
 @click.group(cls=BenchGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import click
 
+from bench.errors import BenchError
+
 
 class UserError(click.ClickException):
     """A BenchError shown as one line, exit status 2, no traceback."""
 
     exit_code = 2
+
+
+def one_line_errors(invoke, ctx: click.Context):
+    """Run a command's ``invoke``, turning a BenchError into a UserError (one line, exit status 2)."""
+    try:
+        return invoke(ctx)
+    except BenchError as exc:
+        raise UserError(str(exc)) from exc
+
+
+class BenchCommand(click.Command):
+    """A command that shows a BenchError as one line even when invoked on its own (outside ``bench.cli.main``)."""
+
+    def invoke(self, ctx: click.Context):
+        return one_line_errors(super().invoke, ctx)
 
 
 def check_device(device: str) -> None:

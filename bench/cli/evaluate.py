@@ -44,10 +44,10 @@ def evaluate(dataset, factory, weights, name, loss, preset, models, attacks, see
              reports_dir, progress) -> None:  # fmt: skip
     """Evaluate your own trained network in a preset's cells, as the zoo is: no training."""
     from bench.api import evaluate as evaluate_module
+    from bench.cli.common import split
     from models.external import from_factory
 
     module, origin = from_factory(factory, weights)
-    split = lambda text: [v.strip() for v in text.split(",") if v.strip()] if text else None  # noqa: E731
     run = evaluate_module(
         module,
         dataset,
@@ -56,8 +56,8 @@ def evaluate(dataset, factory, weights, name, loss, preset, models, attacks, see
         loss=loss,
         out=out,
         reports_dir=reports_dir,
-        models=split(models),
-        attacks=split(attacks),
+        models=split((models,)) if models else None,
+        attacks=split((attacks,)) if attacks else None,
         seed=seed,
         device=device,
         batch_size=batch_size,

@@ -1,6 +1,6 @@
 """`bench export`: a results store as one CSV, Parquet or JSON table (the columns of ``bench.results.frame``).
 
-The store is only read (``bench.results.read_records``); the output is written to a temporary file beside
+The store is only read (``bench.results.store.read_records``); the output is written to a temporary file beside
 the target and renamed over it, so a reader never sees half a file and a failed export leaves the old one.
 """
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from bench.cli.common import UserError
-from bench.errors import BenchError, ConfigError
+from bench.cli.common import BenchCommand
+from bench.errors import ConfigError
 from bench.results.frame import results_frame
 
 FORMATS = ("csv", "parquet", "json")
@@ -39,17 +39,7 @@ per row, null where a value is missing. The store is never written to.
 """
 
 
-class _Command(click.Command):
-    """Shows a BenchError as one line with exit status 2, as the commands of ``bench.cli.main`` do."""
-
-    def invoke(self, ctx: click.Context):
-        try:
-            return super().invoke(ctx)
-        except BenchError as exc:
-            raise UserError(str(exc)) from exc
-
-
-@click.command(cls=_Command, epilog=EPILOG_EXPORT)
+@click.command(cls=BenchCommand, epilog=EPILOG_EXPORT)
 @click.option(
     "--results",
     type=click.Path(path_type=Path),

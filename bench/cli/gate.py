@@ -87,10 +87,10 @@ def check(dataset, preset, seed, device, results, run_dir, progress, baseline, t
 def write_baseline_command(dataset, preset, seed, device, results, run_dir, progress, out) -> None:
     """Write a new baseline on purpose: run the preset (or read --results) and store every cell's rate."""
     from bench.matrix.gate_run import plan_records
-    from bench.results.gate import make_baseline, write_baseline
+    from bench.results.gate import default_baseline_path, make_baseline, write_baseline
 
     options = _gate_options(dataset, preset, seed, device, progress)
     baseline = make_baseline(plan_records(options, results or run_dir, run=results is None), options.dataset, preset)
-    path = out or Path("reports") / "baselines" / f"{options.dataset}-{Path(preset).stem}.json"
+    path = out or default_baseline_path(options.dataset, preset)
     write_baseline(path, baseline)
     click.echo(f"wrote {path}: {len(baseline['cells'])} cells, {len(baseline['errors'])} errored")

@@ -130,7 +130,7 @@ def matrix(
     if dry_run:
         return
     summary, _ = execute(plan, options, out)
-    dataset = plan.cells[0].dataset if plan.cells else options.dataset
+    dataset = plan.dataset
     click.echo(_summary_text(summary, write_report(dataset, out or bench_home() / "results", reports_dir, out)))
 
 

@@ -69,7 +69,7 @@ def execute(plan: Plan, options: MatrixOptions, out: Path | None) -> tuple[RunSu
     folder = out or bench_home() / "results"
     store = ResultsStore(folder / "results.sqlite")
     summary = MatrixRunner(options, store, folder).run(plan)
-    store_worst_cases(store, plan.cells[0].dataset if plan.cells else options.dataset)
+    store_worst_cases(store, plan.dataset)
     return summary, store
 
 

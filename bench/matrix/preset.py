@@ -79,7 +79,7 @@ def load_preset(name_or_path: str) -> Preset:
     """A packaged preset by name (paper, quick) or a TOML file by path; validated here, once."""
     data = _read_toml(name_or_path)
     if "inherit" in data:
-        base = _read_toml(data["inherit"])
+        base = _read_toml(_beside(name_or_path, data["inherit"]))
         merged = {**base, **{k: v for k, v in data.items() if k not in ("samples", "params", "inherit")}}
         merged["samples"] = {**base.get("samples", {}), **data.get("samples", {})}
         merged["params"] = {**base.get("params", {}), **data.get("params", {})}
@@ -107,6 +107,13 @@ def load_preset(name_or_path: str) -> Preset:
         if group.attack not in preset.samples:
             raise ConfigError(f"preset {preset.name!r} gives no sample count for attack {group.attack!r}.")
     return preset
+
+
+def _beside(preset: str, inherited: str) -> str:
+    """A preset file that another inherits, found beside the inheriting file when it is a relative path."""
+    if Path(inherited).suffix == ".toml" and not Path(inherited).is_absolute() and Path(preset).suffix == ".toml":
+        return str(Path(preset).parent / inherited)
+    return inherited
 
 
 def _read_toml(name_or_path: str) -> dict[str, Any]:

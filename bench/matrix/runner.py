@@ -61,6 +61,10 @@ class Plan:
     specs: dict[str, ModelSpec | ExternalModel]  # label -> what to train or take
     cells: list[Cell]
 
+    @property
+    def dataset(self) -> str:
+        return next(iter(self.specs.values())).dataset
+
 
 def make_plan(options: MatrixOptions) -> Plan:
     """Validate every name and parameter and expand the preset; no model is touched yet.
@@ -75,8 +79,14 @@ def make_plan(options: MatrixOptions) -> Plan:
         specs[spec.loss_label] = spec
     for model in options.external:
         if model.label in specs:
-            raise ConfigError(f"model label {model.label!r} is taken by a zoo model; give your model another name.")
+            raise ConfigError(
+                f"model label {model.label!r} is taken by another model of this run; give yours another name."
+            )
         specs[model.label] = model
+    if not specs:
+        raise ConfigError(
+            f"preset {preset.name!r} names no models and none were given; list some under models = [...]."
+        )
     from bench.attacks import ATTACKS
     from bench.matrix.settings import SETTINGS
 
@@ -85,7 +95,7 @@ def make_plan(options: MatrixOptions) -> Plan:
     n_samples = {ATTACKS.canonical(k): v for k, v in options.n_samples.items()}
     cells = expand(
         preset,
-        specs[next(iter(specs))].dataset,
+        next(iter(specs.values())).dataset,
         {label: s.key() for label, s in specs.items()},
         attacks=attacks,
         settings=settings,

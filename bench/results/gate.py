@@ -110,6 +110,11 @@ def probe_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(probe, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def default_baseline_path(dataset: str, preset: str) -> Path:
+    """Where `bench baseline` writes unless told: reports/baselines/<dataset>-<preset>.json."""
+    return Path("reports") / "baselines" / f"{dataset}-{Path(str(preset)).stem}.json"
+
+
 def write_baseline(path: str | Path, baseline: dict[str, Any]) -> None:
     """Write through a temporary file and a rename, so a crash never leaves half a baseline behind."""
     path = Path(path)

@@ -1,0 +1,31 @@
+"""The committed results were measured on today's keys: every stored cell of the committed stores is a cell that
+today's plan makes, with the same hash and name, on models of the same store keys. A change that moved a hash or
+a key (a new field in a spec, a renamed parameter) would orphan every committed number and fails here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.matrix.runner import MatrixOptions, make_plan
+from bench.results.store import read_records
+
+REPORTS = Path(__file__).parent.parent / "reports"
+STORES = [
+    ("mnist", "paper", REPORTS / "mnist" / "store"),
+    ("fashion_mnist", "paper", REPORTS / "fashion_mnist" / "store"),
+    ("mnist", "vu2018", REPORTS / "vu2018" / "mnist" / "store"),
+]
+
+
+@pytest.mark.parametrize(("dataset", "preset", "store"), STORES, ids=[f"{d}-{p}" for d, p, _ in STORES])
+def test_committed_cells_keep_their_hashes_and_models_their_keys(dataset, preset, store):
+    plan = make_plan(MatrixOptions(dataset=dataset, preset=preset))
+    planned = {c.hash: c for c in plan.cells}
+    stored = [r for r in read_records(store) if r.setting not in ("diagnostics",) and r.attack != "worst_case"]
+    assert len(stored) >= 27
+    orphans = [r.name for r in stored if r.cell_hash not in planned]
+    assert not orphans, orphans[:5]
+    assert all(planned[r.cell_hash].name == r.name for r in stored)
+    assert {r.model_key for r in stored} == {s.key() for s in plan.specs.values()}
