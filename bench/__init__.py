@@ -1,7 +1,7 @@
 """bench: the reference harness for loss functions, target representations and adversarial robustness.
 
 The public API (``bench.api``), loaded on first use so that ``import bench`` stays light:
-``run_matrix``, ``evaluate``, ``load_results``, ``train``, ``report``, ``baseline``, ``check``, and the
+``run_matrix``, ``plan_matrix``, ``evaluate``, ``load_results``, ``train``, ``report``, ``baseline``, ``check``, and the
 analyses ``lipschitz``, ``inside``, ``pictures``, ``compare_art``.
 """
 
@@ -9,6 +9,7 @@ __version__ = "0.1.0"
 
 API = (
     "run_matrix",
+    "plan_matrix",
     "evaluate",
     "load_results",
     "train",

@@ -80,6 +80,12 @@ def run_matrix(
     return MatrixRun(summary, store.path.parent, written)
 
 
+def plan_matrix(dataset: str, preset: str | Path = "paper", *, plugins: Iterable[str] = (), **options: Any):
+    """``bench matrix --dry-run``: every name and parameter validated and the preset expanded, nothing run.
+    Returns a ``bench.matrix.runner.Plan`` (``.cells``, ``.specs``); ``options`` as for ``run_matrix``."""
+    return make_plan(_options(dataset, str(preset), plugins, **options))
+
+
 def evaluate(
     module: nn.Module,
     dataset: str,

@@ -172,3 +172,19 @@ def test_two_groups_that_would_share_cell_names_are_refused_unless_one_has_a_var
         "mnist/whitebox_untargeted/pgd_margin[eps=0.1, restarts=4]/O:SOFTMAX:CE",
         "mnist/whitebox_untargeted/pgd_margin[eps=0.1]/O:SOFTMAX:CE",
     ]
+
+
+def test_a_preset_sets_a_kinds_parameters(tmp_path):
+    """[model_params.<model>] sets that model's kind parameters, checked by the kind like any other."""
+    from bench.errors import ConfigError
+    from bench.matrix.runner import MatrixOptions, make_plan
+    from tests.conftest import preset_text
+
+    groups = [{"setting": "whitebox_untargeted", "attack": "fgsm", "sweep": {"eps": [0.1]}}]
+    path = tmp_path / "p.toml"
+    path.write_text(preset_text("p", ["lmcl"], {"fgsm": 10}, groups) + "[model_params.lmcl]\nlmcl_m = 0.5\n")
+    plan = make_plan(MatrixOptions(dataset="mnist", preset=str(path)))
+    assert list(plan.specs) == ["lmcl_s10_m0.5"] and plan.cells[0].model == "lmcl_s10_m0.5"
+    path.write_text(preset_text("p", ["lmcl"], {"fgsm": 10}, groups) + "[model_params.lmcl]\nlmcl_m = 5\n")
+    with pytest.raises(ConfigError, match=r"LMCL margin m=5.0 must be in \[0, 2\]"):
+        make_plan(MatrixOptions(dataset="mnist", preset=str(path)))

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -72,3 +73,38 @@ def test_a_plugin_that_raises_is_named_in_one_line(bench_cli, tmp_path):
     done = bench_cli("--plugin", "bad.py", "ls", check=False)
     assert done.returncode == 2 and "--plugin 'bad.py' failed to load: ModuleNotFoundError" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+KIND_FILE = '''
+from models.kinds import ModelKind, linear_head
+from models.losses import cross_entropy
+
+SCORES_ONLY = ModelKind("scores_only", "cross-entropy, no raw view", "logits", linear_head, cross_entropy,
+                        views=("scores",))
+'''
+
+
+def test_an_attack_needing_a_view_the_kind_lacks_is_refused_before_work(bench_cli, tmp_path):
+    (tmp_path / "kind.py").write_text(KIND_FILE)
+    preset = tmp_path / "p.toml"
+    preset.write_text(
+        'name = "p"\nmodels = ["scores_only"]\n[samples]\ncw_l2 = 5\n[[group]]\ntables = []\n'
+        'setting = "whitebox_targeted"\nattack = "cw_l2"\nsweep = { c = [0.1] }\n'
+    )
+    done = bench_cli("--plugin", "kind.py", "matrix", "--dataset", "mnist", "--preset", str(preset), "--dry-run",
+                     check=False)  # fmt: skip
+    assert done.returncode == 2
+    assert "attack 'cw_l2' needs the model's 'raw' view, and scores_only offers scores" in done.stderr
+
+
+def test_a_kind_parameter_from_the_command_line_is_checked_by_the_kind(bench_cli, tmp_path):
+    plugin = tmp_path / "focal.py"
+    plugin.write_text((Path(__file__).parent / "plugin_pkg" / "bench_focal" / "__init__.py").read_text())
+    bad = bench_cli("--plugin", "focal.py", "train", "--dataset", "mnist", "--model", "focal", "--param", "gamma=-1",
+                    check=False)  # fmt: skip
+    assert bad.returncode == 2 and "focal gamma=-1.0 must be at least 0." in bad.stderr
+    typo = bench_cli("--plugin", "focal.py", "train", "--dataset", "mnist", "--model", "focal", "--param", "gama=1",
+                     check=False)  # fmt: skip
+    assert typo.returncode == 2 and "model 'focal' has no parameter 'gama'; expected: gamma." in typo.stderr
+    form = bench_cli("train", "--dataset", "mnist", "--model", "ce", "--param", "gamma", check=False)
+    assert form.returncode == 2 and "--param 'gamma': expected NAME=NUMBER" in form.stderr

@@ -45,3 +45,19 @@ def check_device(device: str) -> None:
 def split(values: tuple[str, ...]) -> tuple[str, ...] | None:
     items = tuple(v.strip() for value in values for v in value.split(",") if v.strip())
     return items or None
+
+
+def parse_params(pairs: tuple[str, ...]) -> dict[str, float]:
+    """``("gamma=3", "s=10")`` as numbers; a pair that is not NAME=NUMBER is named."""
+    from bench.errors import ConfigError
+
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ConfigError(f"--param {pair!r}: expected NAME=NUMBER, e.g. gamma=3.") from None
+        if not sep or not name.strip():
+            raise ConfigError(f"--param {pair!r}: expected NAME=NUMBER, e.g. gamma=3.")
+    return out

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
-from bench.cli.common import check_device
+from bench.cli.common import check_device, parse_params
 
 EPILOG_TRAIN = """
 \b
@@ -61,6 +61,13 @@ EPILOG_TRAIN = EPILOG_TRAIN.format(models=_model_lines())
 @click.option("--lmcl-m", type=float, default=0.3, show_default=True, help="LMCL margin m.")
 @click.option("--depth", type=int, default=22, show_default=True, help="DenseNet-BC depth (6n + 4).")
 @click.option("--growth", type=int, default=12, show_default=True, help="DenseNet growth rate k.")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A parameter of the model's kind, repeatable (`bench ls models` lists them), e.g. --param gamma=3.",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option(
     "--data-dir",
@@ -90,6 +97,7 @@ def train(
     lmcl_m,
     depth,
     growth,
+    params,
     device,
     data_dir,
     force,
@@ -118,6 +126,7 @@ def train(
             lmcl_m=lmcl_m,
             densenet_depth=depth,
             densenet_growth=growth,
+            params=parse_params(params),
         )
         for name in names
     ]

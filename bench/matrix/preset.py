@@ -59,6 +59,7 @@ class Preset:
     overrides: dict[str, dict[str, Any]]
     training: dict[str, Any] = field(default_factory=dict)  # TrainConfig fields for the preset's models
     diagnostic_samples: int = 500  # images for the gradient-health cells (bench/results/diagnostics.py)
+    model_params: dict[str, dict[str, float]] = field(default_factory=dict)  # [model_params.<model>]: its kind's
 
     def train_config(self) -> TrainConfig:
         """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
@@ -98,6 +99,7 @@ def load_preset(name_or_path: str) -> Preset:
             overrides={ATTACKS.canonical(k): dict(v) for k, v in data.get("params", {}).items()},
             training=dict(data.get("training", {})),
             diagnostic_samples=int(data.get("diagnostic_samples", Preset.diagnostic_samples)),
+            model_params={name: dict(values) for name, values in data.get("model_params", {}).items()},
         )
     except UnknownNameError as exc:  # a KeyError too, but its message already names the valid choices
         raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc

@@ -75,7 +75,8 @@ def make_plan(options: MatrixOptions) -> Plan:
     specs: dict[str, ModelSpec | ExternalModel] = {}
     training = preset.train_config()
     for name in names:
-        spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key)
+        params = preset.model_params.get(name)
+        spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key, params=params)
         specs[spec.loss_label] = spec
     for model in options.external:
         if model.label in specs:
@@ -103,7 +104,24 @@ def make_plan(options: MatrixOptions) -> Plan:
         seed=options.seed,
         transfer_matrix=options.transfer_matrix,
     )
+    _check_views(cells, specs)
     return Plan(preset, specs, cells)
+
+
+def _check_views(cells: list[Cell], specs: dict) -> None:
+    """Every cell's attack needs a view of the model its examples are crafted on (raw outputs, codewords) that the
+    model offers: refused before any work, naming the cell, rather than attacking something else in its place."""
+    from bench.attacks import ATTACKS
+
+    for cell in cells:
+        spec = specs[cell.craft_model]
+        views = spec.kind.views if isinstance(spec, ModelSpec) else ("scores", "raw")
+        needs = ATTACKS.get(cell.attack).needs_view
+        if needs not in views:
+            raise ConfigError(
+                f"cell {cell.name}: attack {cell.attack!r} needs the model's {needs!r} view, and "
+                f"{cell.craft_model} offers {', '.join(views)}; give its group models = [...] without it."
+            )
 
 
 @dataclass
