@@ -120,6 +120,21 @@ def _worst_case_row(model: str, w: Record, by_name: dict[str, Record], papers, h
     ]
 
 
+def l2_table(ok: list[Record]) -> str:
+    """The L2-bounded attacks (pgd_l2, square_l2) per model and L2 radius: beside, never inside, the L-inf worst case,
+    since an L2 radius is not an L-inf one. Empty when no such cell ran."""
+    l2 = set(attack_names(lambda f: f.norm == 2))
+    cells = sorted(
+        (r for r in ok if r.attack in l2 and r.setting == "whitebox_untargeted" and r.param == "eps"),
+        key=lambda r: (r.model, r.value, r.attack),
+    )
+    if not cells:
+        return ""
+    rows = [[r.model, f"{r.value:g}", r.attack, interval_text(r), r.n] for r in cells]
+    headers = ["model", "L2 eps", "attack", "accuracy [95%]", "images"]
+    return "\n".join(["#### L2 attacks", "", tabulate(rows, headers, tablefmt="github", disable_numparse=True), ""])
+
+
 def robustness_section(records: list[Record]) -> str:
     ok = [r for r in records if r.status == "ok"]
     if not ok:
@@ -147,4 +162,6 @@ def robustness_section(records: list[Record]) -> str:
     flag_table = (
         tabulate(flag_rows, ["model", "flag", "evidence"], tablefmt="github") if flag_rows else "No flag fired."
     )
-    return "\n".join(["### Does the robustness hold?", "", INTRO, "", table, "", *verdicts, "", flag_table, ""])
+    l2 = l2_table(ok)
+    parts = ["### Does the robustness hold?", "", INTRO, "", table, "", *([l2] if l2 else []), *verdicts]
+    return "\n".join([*parts, "", flag_table, ""])
