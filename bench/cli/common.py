@@ -21,6 +21,20 @@ def one_line_errors(invoke, ctx: click.Context):
         raise UserError(str(exc)) from exc
 
 
+class RegistryEpilog(click.Command):
+    """A command whose epilog lists what the registries hold, built only when help is shown: `bench --help` and
+    every command's start stay free of torch and ART imports until a command needs them."""
+
+    def __init__(self, *args, epilog_from=None, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.epilog_from = epilog_from
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        if self.epilog_from is not None and self.epilog is None:
+            self.epilog = self.epilog_from()
+        super().format_epilog(ctx, formatter)
+
+
 class BenchCommand(click.Command):
     """A command that shows a BenchError as one line even when invoked on its own (outside ``bench.cli.main``)."""
 

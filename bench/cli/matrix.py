@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import check_device, split
+from bench.cli.common import RegistryEpilog, check_device, split
 
 EPILOG_MATRIX = """
 \b
@@ -37,7 +37,6 @@ def _attack_lines() -> str:
     return f"Attacks: {names(False)};\nand the attacks that know the model: {names(True)}."
 
 
-EPILOG_MATRIX = EPILOG_MATRIX.format(attacks=_attack_lines())
 
 
 def _parse_samples(text: str | None) -> dict[str, int]:
@@ -63,7 +62,7 @@ def _parse_samples(text: str | None) -> dict[str, int]:
     return out
 
 
-@click.command(epilog=EPILOG_MATRIX)
+@click.command(cls=RegistryEpilog, epilog_from=lambda: EPILOG_MATRIX.format(attacks=_attack_lines()))
 @click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
 @click.option("--preset", default="paper", show_default=True, help="paper, quick, or a path to a preset TOML file.")
 @click.option("--models", multiple=True, help="Comma-separated model names (default: the preset's).")

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from tabulate import tabulate
 
-from bench.cli.common import check_device, parse_params
+from bench.cli.common import RegistryEpilog, check_device, parse_params
 
 EPILOG_TRAIN = """
 \b
@@ -34,10 +34,9 @@ def _model_lines() -> str:
     return "\n".join(lines)
 
 
-EPILOG_TRAIN = EPILOG_TRAIN.format(models=_model_lines())
 
 
-@click.command(epilog=EPILOG_TRAIN)
+@click.command(cls=RegistryEpilog, epilog_from=lambda: EPILOG_TRAIN.format(models=_model_lines()))
 @click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
 @click.option("--model", "models", multiple=True, required=True, help="Model name, repeatable, or 'all'.")
 @click.option("--arch", default="cnn", show_default=True, help="cnn (vu2018 Table I) or densenet (DenseNet-BC).")
