@@ -80,11 +80,8 @@ def train_model(
             idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
             x, y = train_split.x[idx].to(device), train_split.y[idx].to(device)
             loss, correct = _train_step(network, loss_fn, optimizer, scheduler, x, y, cfg.adversarial, generator)
-            for tally in (state.epoch_tally, state.window):
-                _add(tally, loss, correct, len(y))
             step = epoch * batches + b + 1
-            if step % CURVE_EVERY == 0 or step == total_steps:
-                state.curve.append({"step": step, **_take(state.window)})
+            _tally(state, loss, correct, len(y), step, total_steps)
             running = _mean(state.epoch_tally)
             bar.set_postfix(loss=f"{running['loss']:.4f}", acc=f"{running['train_accuracy']:.4f}")
             state.batch = b + 1
@@ -92,14 +89,27 @@ def train_model(
                 so_far = replace(state, seconds=state.seconds + time.perf_counter() - start)
                 checkpoint.save(checkpoint_dir, spec.key(), network, optimizer, generator, order, so_far)
                 last_checkpoint = time.perf_counter()
-        done = _take(state.epoch_tally)
-        state.history.append({"epoch": epoch + 1, **done})
-        log.info("%s epoch %d: loss %.4f, train accuracy %.4f", spec.name, epoch + 1, *done.values())
-        state.epoch, state.batch = epoch + 1, 0
+        _end_epoch(state, spec.name)
     seconds = state.seconds + time.perf_counter() - start
     acc = accuracy(network, test_split.x, test_split.y, device=device)
     log.info("%s: clean test accuracy %.4f on %d images, %.0f s", spec.name, acc, len(test_split), seconds)
     return TrainedModel(network.cpu(), acc, len(test_split), seconds, state.history, state.curve)
+
+
+def _end_epoch(state: Progress, name: str) -> None:
+    """Close the epoch: its mean loss and accuracy into the history, the counters to the next epoch's start."""
+    done = _take(state.epoch_tally)
+    state.history.append({"epoch": state.epoch + 1, **done})
+    log.info("%s epoch %d: loss %.4f, train accuracy %.4f", name, state.epoch + 1, *done.values())
+    state.epoch, state.batch = state.epoch + 1, 0
+
+
+def _tally(state: Progress, loss: float, correct: int, seen: int, step: int, total_steps: int) -> None:
+    """Count a step into the epoch's tally and the curve's window; close a curve point every CURVE_EVERY steps."""
+    for tally in (state.epoch_tally, state.window):
+        _add(tally, loss, correct, seen)
+    if step % CURVE_EVERY == 0 or step == total_steps:
+        state.curve.append({"step": step, **_take(state.window)})
 
 
 def _resume(checkpoint_dir, spec, network, optimizer, generator, scheduler, batches: int) -> tuple:

@@ -94,22 +94,21 @@ def picture_model(
             f"codeword CW-L2, targeted, c = {cw_params['c']:g}",
         )
     )
-    pictures = []
-    for figure, params, x_adv, predicted, what in runs:
-        hit = predicted == targets[shown]
-        l2 = np.sqrt(((x_adv - x[shown]) ** 2).reshape(len(hit), -1).sum(1))
-        name = f"pictures_{figure}_{slug(label)}.png"
-        fig = adversarial_grid(
-            x[shown], x_adv, y[shown], predicted, f"{label}: {what}; {int(hit.sum())}/{len(hit)} on target"
-        )
-        fig.savefig(plots_dir / name, dpi=110)
-        plt.close(fig)
-        pictures.append(
-            Picture(
-                figure, params, float(hit.mean()), float(l2[hit].mean()) if hit.any() else float("nan"), f"plots/{name}"
-            )
-        )
+    pictures = [_draw(run, label, x[shown], y[shown], targets[shown], plots_dir) for run in runs]
     return ModelPictures(label, search, len(x), pictures)
+
+
+def _draw(run: tuple, label: str, x: np.ndarray, y: np.ndarray, targets: np.ndarray, plots_dir: Path) -> Picture:
+    """One figure of a model's adversarial examples, saved under plots_dir, with its success rate and mean L2."""
+    figure, params, x_adv, predicted, what = run
+    hit = predicted == targets
+    l2 = np.sqrt(((x_adv - x) ** 2).reshape(len(hit), -1).sum(1))
+    name = f"pictures_{figure}_{slug(label)}.png"
+    fig = adversarial_grid(x, x_adv, y, predicted, f"{label}: {what}; {int(hit.sum())}/{len(hit)} on target")
+    fig.savefig(plots_dir / name, dpi=110)
+    plt.close(fig)
+    mean_l2 = float(l2[hit].mean()) if hit.any() else float("nan")
+    return Picture(figure, params, float(hit.mean()), mean_l2, f"plots/{name}")
 
 
 def write_pictures_report(dataset: str, results: list[ModelPictures], n_show: int, out_dir: Path, command: str) -> Path:

@@ -34,8 +34,6 @@ def _model_lines() -> str:
     return "\n".join(lines)
 
 
-
-
 @click.command(cls=RegistryEpilog, epilog_from=lambda: EPILOG_TRAIN.format(models=_model_lines()))
 @click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
 @click.option("--model", "models", multiple=True, required=True, help="Model name, repeatable, or 'all'.")
@@ -113,22 +111,14 @@ def train(
     config = TrainConfig(
         epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, adversarial=adversarial, n_train=n_train
     )
-    specs = [
-        make_spec(
-            dataset,
-            name,
-            arch,
-            config,
-            codeword_length=codeword_length,
-            codebook_key=codebook_key,
-            lmcl_s=lmcl_s,
-            lmcl_m=lmcl_m,
-            densenet_depth=depth,
-            densenet_growth=growth,
-            params=parse_params(params),
-        )
-        for name in names
-    ]
+    kind_options = {
+        "codeword_length": codeword_length,
+        "lmcl_s": lmcl_s,
+        "lmcl_m": lmcl_m,
+        "params": parse_params(params),
+    }
+    arch_options = {"densenet_depth": depth, "densenet_growth": growth, "codebook_key": codebook_key}
+    specs = [make_spec(dataset, name, arch, config, **kind_options, **arch_options) for name in names]
     check_device(device)
     store = ModelStore()
     rows = []
