@@ -116,10 +116,10 @@ def evaluate(
 def load_results(path: str | Path | None = None, dataset: str | None = None) -> pd.DataFrame:
     """A results store (folder or .sqlite; default BENCH_HOME/results) as a DataFrame: one row per cell,
     every attack parameter its own column (``bench export`` writes the same table)."""
-    from bench.paths import bench_home
+    from bench.paths import results_dir
     from bench.results.frame import results_frame
 
-    return results_frame(Path(path) if path is not None else bench_home() / "results", dataset)
+    return results_frame(results_dir(path), dataset)
 
 
 def train(
@@ -149,12 +149,12 @@ def train(
 
 def report(dataset: str, results: str | Path | None = None, reports_dir: str | Path = "reports") -> Path:
     """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone."""
-    from bench.paths import bench_home
+    from bench.paths import results_dir
     from bench.reports.dataset import write_report
 
     dataset = DATASETS.canonical(dataset)
     out = Path(results) if results is not None else None
-    return write_report(dataset, out or bench_home() / "results", Path(reports_dir), out)
+    return write_report(dataset, results_dir(out), Path(reports_dir), out)
 
 
 def baseline(

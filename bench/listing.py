@@ -54,12 +54,12 @@ def _models() -> list[dict[str, Any]]:
 def _losses() -> list[dict[str, Any]]:
     return [
         {
-            "loss": _name(KINDS.get(n).loss),
-            "model": n,
-            "from": with_version(KINDS.get(n).origin, KINDS.get(n).version),
-            "parameters": ", ".join(KINDS.get(n).loss_params.values()) or "-",
+            "loss": _name(kind.loss),
+            "model": kind.name,
+            "from": with_version(kind.origin, kind.version),
+            "parameters": ", ".join(kind.loss_params.values()) or "-",
         }
-        for n in KINDS.names()
+        for kind in KINDS.values()
     ]
 
 

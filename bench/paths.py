@@ -13,3 +13,8 @@ def bench_home() -> Path:
     home = Path(os.environ.get(HOME_ENV) or Path.home() / ".cache" / "bench")
     home.mkdir(parents=True, exist_ok=True)
     return home
+
+
+def results_dir(out: str | Path | None = None) -> Path:
+    """The results folder (SQLite store and adversarial cache): ``out`` when given, else BENCH_HOME/results."""
+    return Path(out) if out is not None else bench_home() / "results"

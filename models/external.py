@@ -120,7 +120,6 @@ def _fingerprint(module: nn.Module, loss: ModelLoss) -> str:
     """The network's code, its weights, and the loss's code with any bound arguments (functools.partial)."""
     function = loss.function
     digest = hashlib.sha256()
-    digest.update(f"{type(module).__module__}.{type(module).__qualname__}".encode())
     digest.update(code_fingerprint(type(module), getattr(function, "func", function)).encode())
     digest.update(repr((getattr(function, "args", ()), sorted(getattr(function, "keywords", {}).items()))).encode())
     for name, tensor in sorted(module.state_dict().items()):

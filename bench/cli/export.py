@@ -15,6 +15,7 @@ import pandas as pd
 
 from bench.cli.common import BenchCommand
 from bench.errors import ConfigError
+from bench.paths import results_dir
 from bench.results.frame import results_frame
 
 FORMATS = ("csv", "parquet", "json")
@@ -58,11 +59,7 @@ per row, null where a value is missing. The store is never written to.
 def export(results: Path | None, dataset: str | None, fmt: str | None, out: str) -> None:
     """Export a results store as one table: a row per cell, a column per attack parameter."""
     fmt = _format(fmt, out)
-    if results is None:
-        from bench.paths import bench_home
-
-        results = bench_home() / "results"
-    frame = results_frame(results, dataset)
+    frame = results_frame(results_dir(results), dataset)
     summary = f"{len(frame)} rows x {len(frame.columns)} columns ({fmt})"
     if out == STDOUT:
         click.echo(_text(frame, fmt), nl=False)

@@ -105,7 +105,7 @@ def matrix(
     """Run every model x attack x threat setting of a preset and write the dataset's report."""
     from bench.matrix.execute import describe_plan, execute
     from bench.matrix.runner import MatrixOptions, make_plan
-    from bench.paths import bench_home
+    from bench.paths import results_dir
     from bench.reports.dataset import write_report
 
     check_device(device)
@@ -130,7 +130,7 @@ def matrix(
         return
     summary, _ = execute(plan, options, out)
     dataset = plan.dataset
-    click.echo(_summary_text(summary, write_report(dataset, out or bench_home() / "results", reports_dir, out)))
+    click.echo(_summary_text(summary, write_report(dataset, results_dir(out), reports_dir, out)))
 
 
 @click.command()
@@ -148,7 +148,7 @@ def matrix(
 def report(dataset, out, reports_dir, reprice) -> None:
     """Write reports/<dataset>/ from the results store alone."""
     from bench.data.datasets import DATASETS
-    from bench.paths import bench_home
+    from bench.paths import results_dir
     from bench.reports.dataset import write_report
 
     dataset = DATASETS.canonical(dataset)
@@ -157,7 +157,7 @@ def report(dataset, out, reports_dir, reprice) -> None:
         from bench.matrix.execute import results_store
 
         click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
-    path = write_report(dataset, out or bench_home() / "results", reports_dir, out)
+    path = write_report(dataset, results_dir(out), reports_dir, out)
     click.echo(f"wrote {path}")
 
 

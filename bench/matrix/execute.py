@@ -9,14 +9,13 @@ from tabulate import tabulate
 
 from bench.attacks import ATTACKS
 from bench.matrix.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
-from bench.paths import bench_home
+from bench.paths import results_dir
 from bench.results import diagnostics
 from bench.results.store import ResultsStore
 
 
 def results_store(out: Path | None) -> ResultsStore:
-    folder = out or bench_home() / "results"
-    return ResultsStore(folder / "results.sqlite")
+    return ResultsStore(results_dir(out) / "results.sqlite")
 
 
 def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool) -> str:
@@ -66,7 +65,7 @@ def execute(plan: Plan, options: MatrixOptions, out: Path | None) -> tuple[RunSu
     (``bench.reports.dataset.write_report``)."""
     from bench.results.worst_case import store_worst_cases
 
-    folder = out or bench_home() / "results"
+    folder = results_dir(out)
     store = ResultsStore(folder / "results.sqlite")
     summary = MatrixRunner(options, store, folder).run(plan)
     store_worst_cases(store, plan.dataset)
