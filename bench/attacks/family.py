@@ -142,3 +142,24 @@ def searches(p: dict[str, Any]) -> float:
 
 def restarts(p: dict[str, Any]) -> float:
     return p["max_iter"] * p.get("num_random_init", p.get("nb_random_init", 1))
+
+
+def papers_iterative(name: str, implementation: str, build: Builder, defaults: dict[str, Any], **more: Any):
+    """The papers' iterative L-inf attacks on the model's own loss (BIM, MIM, PGD): ART's, swept over eps with
+    eps_step and max_iter, one gradient pass per iteration."""
+    return AttackFamily(
+        name,
+        implementation,
+        LOSS_VIEW,
+        build,
+        defaults,
+        {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
+        cost=iterations,
+        norm=math.inf,
+        uses_gradient=True,
+        knows_model=False,
+        steps=ITERATIVE,
+        papers=True,
+        origin="ART",
+        **more,
+    )

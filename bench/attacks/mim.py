@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, art_class, iterations
+from bench.attacks.family import art_class, papers_iterative
 
 
 def _build(est, a, targeted, bs):
@@ -15,18 +15,4 @@ def _build(est, a, targeted, bs):
     )
 
 
-MIM = AttackFamily(
-    "mim",
-    "ART MomentumIterativeMethod (decay 1.0)",
-    LOSS_VIEW,
-    _build,
-    {"eps_step": 0.06, "max_iter": 10},
-    {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
-    cost=iterations,
-    norm=math.inf,
-    uses_gradient=True,
-    knows_model=False,
-    steps=ITERATIVE,
-    papers=True,
-    origin="ART",
-)
+MIM = papers_iterative("mim", "ART MomentumIterativeMethod (decay 1.0)", _build, {"eps_step": 0.06, "max_iter": 10})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import EPS, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, art_class, iterations
+from bench.attacks.family import art_class, papers_iterative
 
 
 def _build(est, a, targeted, bs):
@@ -14,19 +14,10 @@ def _build(est, a, targeted, bs):
     )
 
 
-PGD = AttackFamily(
+PGD = papers_iterative(
     "pgd",
     "ART ProjectedGradientDescent (L-inf, one random start)",
-    LOSS_VIEW,
     _build,
     {"eps_step": 0.01, "max_iter": 40},
-    {"eps": EPS, "eps_step": EPS, "max_iter": ITER},
-    cost=iterations,
-    norm=math.inf,
-    uses_gradient=True,
-    knows_model=False,
-    steps=ITERATIVE,
-    papers=True,
     aliases=("madry",),
-    origin="ART",
 )
