@@ -27,6 +27,30 @@ def check_number(name: str, value: object, minimum: float, *, strict: bool) -> N
         raise ValueError(f"{name}={value!r} is not valid; expected a finite number {bound}.")
 
 
+def check_numbers(name: str, value: object, minimum: float, *, strict: bool) -> None:
+    """``check_number`` for a parameter given as one number or as one number per image (a 1-D array)."""
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        if value.ndim != 1 or len(value) == 0:
+            raise ValueError(
+                f"{name} given per image must be a 1-D array of one value per image, got shape {tuple(value.shape)}."
+            )
+        for v in np.asarray(value, dtype=np.float64):
+            check_number(name, float(v), minimum, strict=strict)
+    else:
+        check_number(name, value, minimum, strict=strict)
+
+
+def per_image(value: float | np.ndarray, n: int, like: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A parameter given as one number or one per image, as a tensor (n,) on ``like``'s device: an attack that
+    takes it per image crafts a whole sweep (several values, each on its own copy of the images) in one call."""
+    values = torch.as_tensor(np.asarray(value, dtype=np.float64), device=like.device, dtype=dtype or like.dtype)
+    if values.ndim == 0:
+        return values.expand(n).clone()
+    if len(values) != n:
+        raise ValueError(f"a parameter given per image has {len(values)} values for {n} images.")
+    return values
+
+
 def check_bool(name: str, value: object) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"{name}={value!r} is not valid; expected True or False.")
@@ -65,13 +89,16 @@ def in_batches(
     batch_size: int,
     desc: str,
     verbose: bool,
+    **per_image: torch.Tensor,
 ) -> np.ndarray:
     """``attack_batch`` on ``batch_size`` images (and their labels) at a time, as ``generate`` returns it: float32
-    NumPy of x's shape. A progress bar named ``desc`` over batches when ``verbose``."""
+    NumPy of x's shape. A progress bar named ``desc`` over batches when ``verbose``. ``per_image`` parameters
+    (one value per image) are sliced with the images and passed by name."""
     out = torch.empty_like(x)
     for start in trange(0, len(x), batch_size, desc=desc, disable=not verbose):
         stop = start + batch_size
-        out[start:stop] = attack_batch(x[start:stop], labels[start:stop])
+        sliced = {name: values[start:stop] for name, values in per_image.items()}
+        out[start:stop] = attack_batch(x[start:stop], labels[start:stop], **sliced)
     return out.cpu().numpy().astype(np.float32)
 
 

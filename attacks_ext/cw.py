@@ -23,7 +23,17 @@ import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
-from attacks_ext._common import as_input, check_bool, check_int, check_number, class_labels, in_batches, margin
+from attacks_ext._common import (
+    as_input,
+    check_bool,
+    check_int,
+    check_number,
+    check_numbers,
+    class_labels,
+    in_batches,
+    margin,
+    per_image,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +103,8 @@ class CarliniWagnerL2(EvasionAttack):
     :param learning_rate: Adam's step size (> 0).
     :param binary_search_steps: searches over c per example (>= 1).
     :param max_iter: Adam iterations per binary-search step (>= 1).
-    :param initial_const: the first c of every example (> 0).
+    :param initial_const: the first c of every example (> 0), or one per image (a 1-D array as long as x):
+        a sweep over c crafted in one call, each value on its own copy of the images.
     :param abort_early: stop an example's search step when its loss has not fallen by 0.01 % over
         max_iter / 10 iterations.
     :param batch_size: images optimised together (>= 1).
@@ -123,7 +134,7 @@ class CarliniWagnerL2(EvasionAttack):
         learning_rate: float = 0.01,
         binary_search_steps: int = 5,
         max_iter: int = 1000,
-        initial_const: float = 0.01,
+        initial_const: float | np.ndarray = 0.01,
         abort_early: bool = True,
         batch_size: int = 128,
         verbose: bool = False,
@@ -152,12 +163,15 @@ class CarliniWagnerL2(EvasionAttack):
             raise ValueError("A targeted attack needs the target classes: pass y to generate().")
         x_all = as_input(x, self.estimator)
         labels = class_labels(self.estimator, x_all, y, self.batch_size)
-        return in_batches(self._attack_batch, x_all, labels, self.batch_size, "C&W L2", self.verbose)
+        consts = per_image(self.initial_const, len(x_all), x_all, torch.float64)
+        return in_batches(
+            self._attack_batch, x_all, labels, self.batch_size, "C&W L2", self.verbose, initial_const=consts
+        )
 
-    def _attack_batch(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _attack_batch(self, x: torch.Tensor, labels: torch.Tensor, initial_const: torch.Tensor) -> torch.Tensor:
         n = x.shape[0]
         w0 = torch.atanh((2 * x - 1) * TANH_SHRINK)
-        const = torch.full((n,), float(self.initial_const), device=x.device, dtype=torch.float64)
+        const = initial_const.clone()
         lower = torch.zeros_like(const)
         upper = torch.full_like(const, CONST_UNSET)
         best_l2 = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
@@ -217,7 +231,7 @@ class CarliniWagnerL2(EvasionAttack):
         check_number("learning_rate", self.learning_rate, 0.0, strict=True)
         check_int("binary_search_steps", self.binary_search_steps, 1)
         check_int("max_iter", self.max_iter, 1)
-        check_number("initial_const", self.initial_const, 0.0, strict=True)
+        check_numbers("initial_const", self.initial_const, 0.0, strict=True)
         check_bool("abort_early", self.abort_early)
         check_int("batch_size", self.batch_size, 1)
         check_bool("verbose", self.verbose)

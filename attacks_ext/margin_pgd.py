@@ -14,7 +14,17 @@ import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
 
-from attacks_ext._common import as_input, check_bool, check_int, check_number, class_labels, in_batches, margin
+from attacks_ext._common import (
+    as_input,
+    check_bool,
+    check_int,
+    check_number,
+    check_numbers,
+    class_labels,
+    in_batches,
+    margin,
+    per_image,
+)
 
 LOSS_VIEWS = ("scores", "pretanh")
 ATANH_CLIP = 1 - 1e-6  # codewords come from U(-1, 1); keep atanh finite for a value at the edge
@@ -33,7 +43,8 @@ class MarginPGD(EvasionAttack):
 
     :param classifier: a ``PyTorchClassifier`` whose forward returns one score per class (argmax = its
         decision); view "pretanh" needs a ``BenchClassifier`` of a codeword model.
-    :param eps: the L-inf radius, pixels in [0, 1].
+    :param eps: the L-inf radius, pixels in [0, 1]; or one per image (a 1-D array as long as x), so that a
+        sweep over eps is crafted in one call, each value on its own copy of the images.
     :param eps_step: the step size (> 0).
     :param max_iter: steps per restart (>= 1).
     :param num_random_init: restarts (>= 1).
@@ -62,7 +73,7 @@ class MarginPGD(EvasionAttack):
     def __init__(
         self,
         classifier: PyTorchClassifier,
-        eps: float = 0.3,
+        eps: float | np.ndarray = 0.3,
         eps_step: float = 0.01,
         max_iter: int = 100,
         num_random_init: int = 5,
@@ -94,8 +105,9 @@ class MarginPGD(EvasionAttack):
         x_all = as_input(x, self.estimator)
         labels = class_labels(self.estimator, x_all, y, self.batch_size)
         generator = torch.Generator().manual_seed(int(np.random.randint(0, 2**31 - 1)))
-        batch = lambda xb, lb: self._attack_batch(xb, lb, generator)  # noqa: E731
-        return in_batches(batch, x_all, labels, self.batch_size, "margin PGD", self.verbose)
+        batch = lambda xb, lb, eps: self._attack_batch(xb, lb, eps, generator)  # noqa: E731
+        eps = per_image(self.eps, len(x_all), x_all)
+        return in_batches(batch, x_all, labels, self.batch_size, "margin PGD", self.verbose, eps=eps)
 
     def _views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores the margin is taken on, the decision scores), from one pass through the network."""
@@ -109,8 +121,11 @@ class MarginPGD(EvasionAttack):
         surrogate = -torch.linalg.vector_norm(pre[:, None, :] - anchors[None], dim=-1)
         return surrogate, head.scores_from_raw(torch.tanh(pre))
 
-    def _attack_batch(self, x: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        lower, upper = (x - self.eps).clamp_min(0.0), (x + self.eps).clamp_max(1.0)
+    def _attack_batch(
+        self, x: torch.Tensor, labels: torch.Tensor, eps: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        eps = eps.view(-1, *([1] * (x.dim() - 1)))  # one radius per image
+        lower, upper = (x - eps).clamp_min(0.0), (x + eps).clamp_max(1.0)
         best = x.clone()
         best_margin = torch.full((len(x),), -torch.inf, device=x.device)
         done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -119,7 +134,7 @@ class MarginPGD(EvasionAttack):
             if len(rows) == 0:
                 break
             noise = torch.rand(x[rows].shape, generator=generator).to(x) * 2 - 1
-            x_adv = torch.minimum(torch.maximum(x[rows] + noise * self.eps, lower[rows]), upper[rows])
+            x_adv = torch.minimum(torch.maximum(x[rows] + noise * eps[rows], lower[rows]), upper[rows])
             for step in range(self.max_iter + 1):
                 x_adv.requires_grad_(True)
                 with torch.enable_grad():
@@ -140,7 +155,7 @@ class MarginPGD(EvasionAttack):
 
     def _check_params(self) -> None:
         super()._check_params()
-        check_number("eps", self.eps, 0.0, strict=False)
+        check_numbers("eps", self.eps, 0.0, strict=False)
         check_number("eps_step", self.eps_step, 0.0, strict=True)
         check_int("max_iter", self.max_iter, 1)
         check_int("num_random_init", self.num_random_init, 1)

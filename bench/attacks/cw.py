@@ -59,6 +59,7 @@ CW_L2 = AttackFamily(
     steps=ITERATIVE,
     papers=True,
     needs_view="raw",
+    per_image=("c",),
     origin="bench attacks_ext",
 )
 CW_L2_CODEWORD = AttackFamily(
@@ -76,5 +77,6 @@ CW_L2_CODEWORD = AttackFamily(
     steps=ITERATIVE,
     papers=True,
     needs_view="raw",
+    per_image=("c",),
     origin="bench attacks_ext",
 )

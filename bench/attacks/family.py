@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from art.attacks import EvasionAttack
 
 from bench.errors import ConfigError
@@ -64,6 +65,9 @@ class AttackFamily:
     needed_for_verdict: bool = field(default=False, kw_only=True)  # the verdict "holds" needs it run on the model
     needs_view: str = field(default="scores", kw_only=True)  # which of models.kinds.ModelKind.views it needs
     aliases: tuple[str, ...] = field(default=(), kw_only=True)
+    # parameters its code takes as one value per image: a sweep over one of them is crafted in one call over
+    # copies of the images (a craft group, bench.matrix.groups), in full batches instead of one small call per value
+    per_image: tuple[str, ...] = field(default=(), kw_only=True)
     origin: str = field(default="user", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>", "user"
 
     def __post_init__(self) -> None:
@@ -102,12 +106,28 @@ class AttackFamily:
                 merged[key] = int(value)
         return {self.rename.get(k, k): v for k, v in merged.items()}
 
-    def make(self, estimator: Any, params: dict[str, Any], targeted: bool, batch_size: int) -> EvasionAttack:
+    def make(
+        self,
+        estimator: Any,
+        params: dict[str, Any],
+        targeted: bool,
+        batch_size: int,
+        per_image: dict[str, np.ndarray] | None = None,
+    ) -> EvasionAttack:
+        """The attack with ``params``; ``per_image`` gives some of them (of ``self.per_image``) one value per image,
+        each value checked as ``params`` are."""
         if targeted and not self.targeted:
             raise ConfigError(f"attack {self.name!r} is untargeted only.")
         if not targeted and not self.untargeted:
             raise ConfigError(f"attack {self.name!r} is targeted only.")
-        return self.build(estimator, self.arguments(params), targeted, batch_size)
+        arguments = self.arguments(params)
+        for name, values in (per_image or {}).items():
+            if name not in self.per_image:
+                raise ConfigError(f"attack {self.name!r} takes no per-image {name!r}; it takes: {self.per_image}.")
+            for value in set(np.asarray(values).tolist()):
+                self.arguments({**params, name: value})
+            arguments[self.rename.get(name, name)] = np.asarray(values, dtype=np.float64)
+        return self.build(estimator, arguments, targeted, batch_size)
 
 
 EPS = (0.0, 1.0)
@@ -130,6 +150,16 @@ def ext_class(name: str) -> Callable[..., EvasionAttack]:
     from attacks_ext import ATTACKS as EXT
 
     return EXT[name]
+
+
+def art_per_image(estimator: Any, a: dict[str, Any]) -> dict[str, Any]:
+    """ART's iterative attacks take eps per image only with eps_step per image too, both shaped (N, 1, ..., 1)."""
+    arrays = [a[k] for k in ("eps", "eps_step") if isinstance(a.get(k), np.ndarray)]
+    if not arrays:
+        return a
+    shape = (len(arrays[0]),) + (1,) * len(estimator.input_shape)
+    as_array = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float32).reshape(-1, *shape[1:]), shape).copy()  # noqa: E731
+    return {**a, "eps": as_array(a["eps"]), "eps_step": as_array(a["eps_step"])}
 
 
 def iterations(p: dict[str, Any]) -> float:

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 
-from bench.attacks.family import art_class, papers_iterative
+from bench.attacks.family import art_class, art_per_image, papers_iterative
 
 
 def _build(est, a, targeted, bs):
     return art_class("MomentumIterativeMethod")(
-        est, norm=math.inf, targeted=targeted, batch_size=bs, verbose=False, **a
+        est, norm=math.inf, targeted=targeted, batch_size=bs, verbose=False, **art_per_image(est, a)
     )
 
 
-MIM = papers_iterative("mim", "ART MomentumIterativeMethod (decay 1.0)", _build, {"eps_step": 0.06, "max_iter": 10})
+MIM = papers_iterative(
+    "mim", "ART MomentumIterativeMethod (decay 1.0)", _build, {"eps_step": 0.06, "max_iter": 10}, per_image=("eps",)
+)

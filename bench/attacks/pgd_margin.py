@@ -34,6 +34,7 @@ PGD_MARGIN = AttackFamily(
     uses_gradient=True,
     knows_model=True,
     steps=ITERATIVE,
+    per_image=("eps",),
     needed_for_verdict=True,  # the gradient attack on the decision every model gets
     origin="bench attacks_ext",
 )
@@ -50,5 +51,6 @@ PGD_MARGIN_PRETANH = AttackFamily(
     knows_model=True,
     steps=ITERATIVE,
     needs_view="codewords",
+    per_image=("eps",),
     origin="bench attacks_ext",
 )

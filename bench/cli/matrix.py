@@ -37,8 +37,6 @@ def _attack_lines() -> str:
     return f"Attacks: {names(False)};\nand the attacks that know the model: {names(True)}."
 
 
-
-
 def _parse_samples(text: str | None) -> dict[str, int]:
     """'500' (every attack) or 'cw_l2=50,pgd=1000'."""
     from bench.attacks import ATTACKS

@@ -3,8 +3,9 @@
 - Sample sets: ``n`` test images drawn by the seed; targets for targeted attacks are drawn once for
   the whole test split from the seed (one random class other than the true one per image), so every
   model and every sample size sees the same target for the same image.
-- FGSM: the sign of one input gradient serves every eps of a sweep (x' = clip(x +/- eps * sign(g))),
-  which is what ART's FastGradientMethod computes for each eps.
+- Craft groups (bench.matrix.groups): the crafts of a sweep, crafted together where the attack takes the swept
+  value per image. FGSM: the sign of one input gradient serves every eps of a sweep
+  (x' = clip(x +/- eps * sign(g))), which is what ART's FastGradientMethod computes for each eps.
 - A cache on disk keyed by the cell's craft key: a transfer cell reads the examples crafted on its
   source, a rerun reads what an interrupted run crafted.
 """
@@ -15,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,69 +49,120 @@ def sample_set(test: Split, n: int, seed: int, n_classes: int = 10) -> SampleSet
 @dataclass
 class Crafted:
     x_adv: torch.Tensor
-    seconds: float
-    passes: PassCount
+    seconds: float  # its share of the call that crafted it (a call over k crafts: a k-th of the call)
+    passes: PassCount  # likewise its share of the call's passes
+    batch: int  # images per batch in that call, which prices its passes (bench.matrix.passes)
     reused: bool = False
 
 
 class Crafter:
+    """Crafts a group's examples (``craft_group``), caching each craft on disk under its craft key."""
+
     def __init__(self, cache_dir: Path, batch_size: int = 128) -> None:
         self.cache_dir = cache_dir
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
-        self._fgsm_signs: dict[tuple, torch.Tensor] = {}
 
-    def craft(self, cell: Cell, estimator, samples: SampleSet) -> Crafted:
-        cached = self._load(cell.craft_key)
-        if cached is not None:
-            return cached
-        _seed_everything(cell)
+    def craft_group(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
+        """Every craft of a group (cells differing only in the swept value; ``bench.matrix.groups``), by craft key:
+        read from the cache where an earlier (or interrupted) run left it, the rest crafted and cached."""
+        out = {c.craft_key: self._load(c.craft_key, len(samples.y)) for c in crafts}
+        missing = [c for c in crafts if out[c.craft_key] is None]
+        if not missing:
+            return out
+        family = ATTACKS.get(missing[0].attack)
+        if missing[0].attack == "fgsm":
+            fresh = self._fgsm(missing, estimator, samples)
+        elif len(missing) > 1 and missing[0].param in family.per_image:
+            fresh = self._together(missing, estimator, samples)
+        else:
+            for cell in missing:  # cached one by one: a run killed mid-group keeps the crafts it finished
+                out[cell.craft_key] = self._alone(cell, estimator, samples)
+                self._save(cell.craft_key, out[cell.craft_key])
+            return out
+        for key, crafted in fresh.items():
+            self._save(key, crafted)
+            out[key] = crafted
+        return out
+
+    def _alone(self, cell: Cell, estimator, samples: SampleSet) -> Crafted:
+        _seed_everything(f"{cell.craft_key}:{cell.seed}")
         start = time.perf_counter()
         with count_passes(estimator.network) as passes:
-            if cell.attack == "fgsm":
-                x_adv = self._fgsm(cell, estimator, samples)
-            else:
-                labels = samples.targets if cell.targeted else samples.y
-                attack = ATTACKS.get(cell.attack).make(estimator, dict(cell.params), cell.targeted, self.batch_size)
-                one_hot = F.one_hot(labels, estimator.nb_classes).float().numpy()
-                x_adv = torch.from_numpy(attack.generate(samples.x.numpy(), y=one_hot)).float()
-        crafted = Crafted(x_adv, time.perf_counter() - start, passes)
-        self._save(cell.craft_key, crafted)
-        return crafted
+            attack = ATTACKS.get(cell.attack).make(estimator, dict(cell.params), cell.targeted, self.batch_size)
+            x_adv = _generate(attack, estimator, samples.x, _labels(cell, samples))
+        return Crafted(x_adv, time.perf_counter() - start, passes, min(self.batch_size, len(samples.y)))
 
-    def _fgsm(self, cell: Cell, estimator, samples: SampleSet) -> torch.Tensor:
-        key = (cell.craft_model_key, cell.n_samples, cell.seed, cell.targeted)
-        if key not in self._fgsm_signs:
-            labels = samples.targets if cell.targeted else samples.y
+    def _together(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
+        """One call over k copies of the images, copy i with the i-th craft's value, each image its own value."""
+        k, n, first = len(crafts), len(samples.y), crafts[0]
+        values = np.repeat([c.value for c in crafts], n)
+        x = samples.x.repeat(k, *([1] * (samples.x.dim() - 1)))
+        _seed_everything(":".join(sorted(c.craft_key for c in crafts)) + f":{first.seed}")
+        start = time.perf_counter()
+        with count_passes(estimator.network) as passes:
+            family = ATTACKS.get(first.attack)
+            attack = family.make(estimator, dict(first.params), first.targeted, self.batch_size, {first.param: values})
+            x_adv = _generate(attack, estimator, x, _labels(first, samples).repeat(k))
+        return _shares(crafts, x_adv.split(n), time.perf_counter() - start, passes, min(self.batch_size, k * n))
+
+    def _fgsm(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
+        """The sign of one input gradient serves every eps (x' = clip(x +/- eps * sign(g))), as ART's FGSM has it."""
+        labels, start = _labels(crafts[0], samples), time.perf_counter()
+        with count_passes(estimator.network) as passes:
             grads = [
                 estimator.loss_gradient(samples.x[i : i + self.batch_size], labels[i : i + self.batch_size])
                 for i in range(0, len(labels), self.batch_size)
             ]
-            self._fgsm_signs[key] = torch.cat(grads).sign()
-        direction = -1.0 if cell.targeted else 1.0  # a targeted attack descends the loss to the target
-        return (samples.x + direction * cell.value * self._fgsm_signs[key]).clamp(0.0, 1.0)
+        sign = torch.cat(grads).sign()
+        direction = -1.0 if crafts[0].targeted else 1.0  # a targeted attack descends the loss to the target
+        x_adv = [(samples.x + direction * c.value * sign).clamp(0.0, 1.0) for c in crafts]
+        return _shares(crafts, x_adv, time.perf_counter() - start, passes, min(self.batch_size, len(labels)))
 
     def _path(self, key: str) -> Path:
         return self.cache_dir / f"{key}.npz"
 
-    def _load(self, key: str) -> Crafted | None:
+    def _load(self, key: str, n: int) -> Crafted | None:
         path = self._path(key)
         if not path.is_file():
             return None
         with np.load(path) as data:
             meta = json.loads(str(data["meta"]))
             x_adv = torch.from_numpy(data["x_adv"])
-        return Crafted(x_adv, meta["seconds"], PassCount(meta["forward"], meta["backward"]), reused=True)
+        passes = PassCount(meta["forward"], meta["backward"])
+        batch = meta.get("batch", min(self.batch_size, n))  # caches written before groups: one call per craft
+        return Crafted(x_adv, meta["seconds"], passes, batch, reused=True)
 
     def _save(self, key: str, crafted: Crafted) -> None:
-        meta = {"seconds": crafted.seconds, "forward": crafted.passes.forward, "backward": crafted.passes.backward}
+        meta = {
+            "seconds": crafted.seconds,
+            "forward": crafted.passes.forward,
+            "backward": crafted.passes.backward,
+            "batch": crafted.batch,
+        }
         tmp = self.cache_dir / f".{key}.{os.getpid()}.npz"
         np.savez(tmp, x_adv=crafted.x_adv.numpy(), meta=json.dumps(meta))
         os.replace(tmp, self._path(key))
 
 
-def _seed_everything(cell: Cell) -> None:
-    """ART draws random starts from NumPy's global generator; seed it and torch from the craft key."""
-    seed = int(hashlib.sha256(f"{cell.craft_key}:{cell.seed}".encode()).hexdigest()[:8], 16)
+def _labels(cell: Cell, samples: SampleSet) -> torch.Tensor:
+    return samples.targets if cell.targeted else samples.y
+
+
+def _generate(attack, estimator, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    one_hot = F.one_hot(labels, estimator.nb_classes).float().numpy()
+    return torch.from_numpy(attack.generate(x.numpy(), y=one_hot)).float()
+
+
+def _shares(crafts: Sequence[Cell], x_adv, seconds: float, passes: PassCount, batch: int) -> dict[str, Crafted]:
+    """One call's crafts, each charged an equal share of its time and passes (they have as many images each)."""
+    k = len(crafts)
+    share = PassCount(round(passes.forward / k), round(passes.backward / k))
+    return {c.craft_key: Crafted(x, seconds / k, share, batch) for c, x in zip(crafts, x_adv, strict=True)}
+
+
+def _seed_everything(text: str) -> None:
+    """ART draws random starts from NumPy's global generator; seed it and torch from what is crafted."""
+    seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
     np.random.seed(seed)
     torch.manual_seed(seed)

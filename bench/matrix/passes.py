@@ -56,23 +56,57 @@ class Throughput:
     def seconds(self, passes: PassCount) -> float:
         return passes.forward * self.forward_s + passes.backward * self.backward_s
 
+    @property
+    def per_image(self) -> float:
+        """Seconds of one forward and one backward pass per image."""
+        return self.forward_s + self.backward_s
+
+
+def _now(x: torch.Tensor) -> float:
+    """The time once the device has finished its queued work: CUDA runs asynchronously, so an unsynchronised clock
+    would time the launches, not the passes."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+    return time.perf_counter()
+
 
 def measure_throughput(network: nn.Module, x: torch.Tensor, rounds: int = 3) -> Throughput:
     """Median time of forward and forward+backward on ``x`` (after a warm-up), per image."""
     network.eval()
     fwd, both = [], []
     for i in range(rounds + 1):
-        start = time.perf_counter()
+        start = _now(x)
         with torch.no_grad():
             network(x)
-        mid = time.perf_counter()
+        mid = _now(x)
         x_req = x.clone().requires_grad_(True)
         out = network(x_req)
         torch.autograd.grad(out.sum(), x_req)
-        end = time.perf_counter()
+        end = _now(x)
         if i:  # the first round warms caches and allocators
             fwd.append(mid - start)
             both.append(end - mid)
     f, b = sorted(fwd)[len(fwd) // 2], sorted(both)[len(both) // 2]
     n = x.shape[0]
     return Throughput(forward_s=f / n, backward_s=max(b - f, 0.0) / n, batch_size=n)
+
+
+BEST_BATCHES = (16, 32, 64, 128, 256, 512)  # where the best throughput is looked for
+
+
+class Prices:
+    """What passes cost on one network: measured at the batch sizes asked (the batch an attack ran with), and at
+    the best of ``BEST_BATCHES``: the price that shows what small batches cost, and what the hardware could do."""
+
+    def __init__(self, network: nn.Module, images: torch.Tensor) -> None:
+        self.network, self.images = network, images  # images: at least max(BEST_BATCHES); only their time counts
+        self._measured: dict[int, Throughput] = {}
+
+    def at(self, batch: int) -> Throughput:
+        batch = max(1, min(batch, len(self.images)))
+        if batch not in self._measured:
+            self._measured[batch] = measure_throughput(self.network, self.images[:batch])
+        return self._measured[batch]
+
+    def best(self) -> Throughput:
+        return min((self.at(b) for b in BEST_BATCHES), key=lambda t: t.per_image)

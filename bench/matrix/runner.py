@@ -9,27 +9,25 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from bench.data import datasets
 from bench.errors import ConfigError
 from bench.matrix.craft import Crafter, SampleSet, sample_set
-from bench.matrix.passes import Throughput, measure_throughput
+from bench.matrix.group_run import GroupInputs, run_group
+from bench.matrix.groups import CraftGroup, craft_groups
+from bench.matrix.passes import BEST_BATCHES, Prices
 from bench.matrix.plan import Cell, expand
 from bench.matrix.preset import Preset, load_preset
 from bench.provenance import git_commit, versions
 from bench.results import diagnostics
-from bench.results.metrics import perturbation_sizes, wilson_interval
 from bench.results.store import Record, ResultsStore, encode_indices
 from models.estimator import BenchClassifier, make_estimator
 from models.external import ExternalModel
-from models.inference import predict_scores
 from models.spec import ModelSpec, make_spec
 from models.store import ModelStore
 from models.zoo import obtain
@@ -141,9 +139,8 @@ class MatrixRunner:
         self.model_store = model_store or ModelStore()
         self.crafter = Crafter(out_dir / "adversarial", options.batch_size)
         self._estimators: dict[str, BenchClassifier] = {}
-        self._throughput: dict[tuple[str, int], Throughput] = {}
+        self._throughput: dict[str, Prices] = {}
         self._samples: dict[tuple[int, int], SampleSet] = {}
-        self._clean: dict[tuple[str, int, int], torch.Tensor] = {}
         self._test: datasets.Split | None = None
         self._specs: dict = {}
 
@@ -161,20 +158,20 @@ class MatrixRunner:
         needed = {c.model for c in todo} | {c.source for c in todo if c.source}
         for label in sorted(needed):  # train what is missing before any attack
             self._estimator(plan.specs[label])
-        # cheap cells first and by crafting model, so reused examples exist before transfer cells need them
-        todo.sort(key=lambda c: (c.source is not None, c.attack, c.craft_model, c.value))
-        bar = tqdm(todo, desc="matrix", disable=not self.options.progress, unit="cell")
-        for cell in bar:
-            bar.set_postfix_str(cell.name[-60:])
-            try:
-                record = self._run_cell(cell, plan)
-            except Exception as exc:  # a failing cell is recorded and the run goes on
-                log.error("cell %s failed: %s", cell.name, exc)
-                record = self._error_record(cell, exc)
-                summary.failed.append((cell.name, f"{type(exc).__name__}: {exc}"))
-            else:
-                summary.done += 1
-            self.results.put(record)
+        bar = tqdm(total=len(todo), desc="matrix", disable=not self.options.progress, unit="cell")
+        unfinished = {c.hash for c in todo}
+        for group in craft_groups(todo):
+            bar.set_postfix_str(group.describe()[-70:])
+            cells = [c for c in group.cells if c.hash in unfinished]
+            for cell, record in run_group(group, cells, self._group_inputs(group)):
+                self.results.put(record)  # stored at once: a run killed mid-group keeps its finished cells
+                if record.status == "ok":
+                    summary.done += 1
+                else:
+                    log.error("cell %s failed: %s", cell.name, record.error.splitlines()[0])
+                    summary.failed.append((cell.name, record.error.splitlines()[0]))
+                bar.update(1)
+        bar.close()
         if diagnostics.wanted(self.options.attacks, self.options.settings):
             self._run_diagnostics(plan, summary)
         return summary
@@ -235,14 +232,23 @@ class MatrixRunner:
             self._estimators[key] = est
         return self._estimators[key]
 
-    def _pass_price(self, spec: ModelSpec, n_samples: int) -> Throughput:
-        """Throughput at the batch size the attack ran with: a pass over 20 images costs more per image
-        than one over 128, and pricing it at 128 would charge the attack for the network's overhead."""
-        batch = min(self.options.batch_size, n_samples)
-        key = (spec.key(), batch)
+    def _group_inputs(self, group: CraftGroup) -> GroupInputs:
+        first = group.crafts[0]
+        return GroupInputs(
+            estimators={label: self._estimator(self._specs[label]) for label in group.models},
+            samples=self._sample_set(first.n_samples, first.seed),
+            crafter=self.crafter,
+            prices=self._prices,
+            identity=self._identity,
+            device=self.options.device,
+        )
+
+    def _prices(self, label: str) -> Prices:
+        """What passes cost on this model, by batch size (measured once per model and batch)."""
+        key = self._specs[label].key()
         if key not in self._throughput:
-            probe = self._sample_set(batch, 0).x.to(self.options.device)  # any images: only the time counts
-            self._throughput[key] = measure_throughput(self._estimator(spec).network, probe)
+            probe = self._sample_set(max(BEST_BATCHES), 0).x.to(self.options.device)  # only the time counts
+            self._throughput[key] = Prices(self._estimator(self._specs[label]).network, probe)
         return self._throughput[key]
 
     def _sample_set(self, n: int, seed: int) -> SampleSet:
@@ -253,52 +259,6 @@ class MatrixRunner:
         if (n, seed) not in self._samples:
             self._samples[(n, seed)] = sample_set(self._test, n, seed)
         return self._samples[(n, seed)]
-
-    def _scores(self, est: BenchClassifier, x: torch.Tensor) -> torch.Tensor:
-        return predict_scores(est.network, x, device=self.options.device)
-
-    def _run_cell(self, cell: Cell, plan: Plan) -> Record:
-        start = time.perf_counter()
-        samples = self._sample_set(cell.n_samples, cell.seed)
-        source = self._estimator(plan.specs[cell.craft_model])
-        crafted = self.crafter.craft(cell, source, samples)
-        target = self._estimator(plan.specs[cell.model])
-        predicted = self._scores(target, crafted.x_adv).argmax(1)
-        wanted = samples.targets if cell.targeted else samples.y
-        hit = predicted == wanted  # targeted: the attack succeeded; untargeted: the model is still right
-        worked = hit if cell.targeted else ~hit
-        clean_key = (cell.model_key, cell.n_samples, cell.seed)
-        if clean_key not in self._clean:
-            self._clean[clean_key] = self._scores(target, samples.x).argmax(1) == samples.y
-        hits, n = int(hit.sum()), len(hit)
-        low, high = wilson_interval(hits, n)
-        sizes = perturbation_sizes(samples.x, crafted.x_adv, worked)
-        passes = crafted.passes
-        pass_seconds = self._pass_price(plan.specs[cell.craft_model], cell.n_samples).seconds(passes)
-        return Record(
-            **self._identity(cell),
-            status="ok",
-            metric=cell.metric,
-            rate=hits / n,
-            ci_low=low,
-            ci_high=high,
-            n=n,
-            hits=hits,
-            clean_accuracy=self._clean[clean_key].float().mean().item(),
-            l2_mean=sizes.l2_mean,
-            l2_median=sizes.l2_median,
-            linf_mean=sizes.linf_mean,
-            linf_median=sizes.linf_median,
-            seconds=time.perf_counter() - start,
-            craft_seconds=crafted.seconds,
-            craft_reused=crafted.reused,
-            examples_per_second=n / crafted.seconds if crafted.seconds else None,
-            forward_passes=passes.forward,
-            backward_passes=passes.backward,
-            pass_seconds=pass_seconds,
-            per_example=np.packbits(hit.numpy()).tobytes(),
-            image_indices=encode_indices(samples.indices),
-        )
 
     def _identity(self, cell: Cell) -> dict:
         return {
@@ -332,7 +292,3 @@ class MatrixRunner:
             "versions": versions(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
-
-    def _error_record(self, cell: Cell, exc: Exception) -> Record:
-        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
-        return Record(**self._identity(cell), status="error", error=f"{type(exc).__name__}: {exc}\n{tb}")

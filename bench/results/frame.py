@@ -63,6 +63,7 @@ MEASUREMENTS = (
     "forward_passes",
     "backward_passes",
     "pass_seconds",
+    "best_pass_seconds",
     "error",
 )
 PROVENANCE = ("device", "commit_id", "created")
@@ -74,6 +75,7 @@ _INTEGERS = ("n_samples", "seed", "n", "hits", "forward_passes", "backward_passe
 _BOOLEANS = ("targeted", "craft_reused")
 _FLOATS = ("value", "rate", "ci_low", "ci_high", "clean_accuracy", "l2_mean", "l2_median", "linf_mean")
 _FLOATS += ("linf_median", "seconds", "craft_seconds", "examples_per_second", "pass_seconds")
+_FLOATS += ("best_pass_seconds",)
 
 
 def results_frame(source: ResultsStore | str | Path, dataset: str | None = None) -> pd.DataFrame:

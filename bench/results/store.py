@@ -106,6 +106,9 @@ class Record:
     versions: dict[str, str] = field(default_factory=dict)
     created: str | None = None
     image_indices: bytes | None = None  # the test-split indices of the images, in the order of per_example
+    # its passes priced at the best throughput over batch sizes (bench.matrix.passes.Prices); pass_seconds prices
+    # them at the batch the attack ran with, so the two differ by what small batches cost
+    best_pass_seconds: float | None = None
 
     def indices(self) -> np.ndarray | None:
         """The test-split indices the cell ran on, as stored (None for rows written before bench stored them)."""
@@ -117,7 +120,8 @@ def encode_indices(indices: Any) -> bytes:
     return np.asarray(indices, dtype="<i4").tobytes()
 
 
-ADDED_COLUMNS = {"image_indices": "BLOB"}  # columns added after schema 1 was written: added to older stores on open
+# columns added after schema 1 was written: added to older stores on open
+ADDED_COLUMNS = {"image_indices": "BLOB", "best_pass_seconds": "REAL"}
 
 
 class ResultsStore:
