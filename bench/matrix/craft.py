@@ -157,8 +157,15 @@ def _generate(attack, estimator, x: torch.Tensor, labels: torch.Tensor) -> torch
 def _shares(crafts: Sequence[Cell], x_adv, seconds: float, passes: PassCount, batch: int) -> dict[str, Crafted]:
     """One call's crafts, each charged an equal share of its time and passes (they have as many images each)."""
     k = len(crafts)
-    share = PassCount(round(passes.forward / k), round(passes.backward / k))
-    return {c.craft_key: Crafted(x, seconds / k, share, batch) for c, x in zip(crafts, x_adv, strict=True)}
+    forward, backward = _split(passes.forward, k), _split(passes.backward, k)  # whole passes that add up
+    return {
+        c.craft_key: Crafted(x, seconds / k, PassCount(f, b), batch)
+        for c, x, f, b in zip(crafts, x_adv, forward, backward, strict=True)
+    }
+
+
+def _split(total: int, k: int) -> list[int]:
+    return [total // k + (i < total % k) for i in range(k)]
 
 
 def _seed_everything(text: str) -> None:
