@@ -1,8 +1,8 @@
 """bench: the reference harness for loss functions, target representations and adversarial robustness.
 
 The public API (``bench.api``), loaded on first use so that ``import bench`` stays light:
-``run_matrix``, ``plan_matrix``, ``evaluate``, ``load_results``, ``train``, ``report``, ``baseline``, ``check``, and the
-analyses ``lipschitz``, ``inside``, ``pictures``, ``compare_art``.
+``run_matrix``, ``plan_matrix``, ``estimate_matrix``, ``evaluate``, ``load_results``, ``train``, ``report``,
+``baseline``, ``check``, and the analyses ``lipschitz``, ``inside``, ``pictures``, ``compare_art``.
 """
 
 __version__ = "0.1.0"
@@ -10,6 +10,7 @@ __version__ = "0.1.0"
 API = (
     "run_matrix",
     "plan_matrix",
+    "estimate_matrix",
     "evaluate",
     "load_results",
     "train",

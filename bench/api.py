@@ -86,6 +86,23 @@ def plan_matrix(dataset: str, preset: str | Path = "paper", *, plugins: Iterable
     return make_plan(_options(dataset, str(preset), plugins, **options))
 
 
+def estimate_matrix(
+    dataset: str,
+    preset: str | Path = "paper",
+    *,
+    out: str | Path | None = None,
+    plugins: Iterable[str] = (),
+    **options: Any,
+):
+    """The cost ``bench matrix --dry-run`` prints: training of the models the store lacks and the crafts of the
+    cells not yet under ``out``, from throughput measured here. Returns a ``bench.matrix.estimate.Estimate``
+    (``.seconds``, ``.training`` and ``.attacks`` by name, ``.describe()``)."""
+    from bench.matrix.execute import estimate_run
+
+    opts = _options(dataset, str(preset), plugins, **options)
+    return estimate_run(make_plan(opts), opts, Path(out) if out is not None else None)
+
+
 def evaluate(
     module: nn.Module,
     dataset: str,

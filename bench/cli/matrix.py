@@ -123,7 +123,7 @@ def matrix(
         progress=progress,
     )
     plan = make_plan(options)
-    click.echo(describe_plan(plan, options, estimate=dry_run))
+    click.echo(describe_plan(plan, options, estimate=dry_run, out=out))
     if dry_run:
         return
     summary, _ = execute(plan, options, out)

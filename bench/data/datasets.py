@@ -82,6 +82,7 @@ class DatasetInfo:
     name: str
     shape: tuple[int, int, int]
     n_classes: int
+    n_train: int  # images in the training split (what a training with n_train = None sees; the dry run's estimate)
     files: tuple[str, ...]
     default_dirs: tuple[Path, ...]
     subdirs: tuple[str, ...]
@@ -225,6 +226,7 @@ def _register_all() -> None:
             name="mnist",
             shape=(1, 28, 28),
             n_classes=10,
+            n_train=60000,
             files=IDX_FILES,
             default_dirs=(PACKAGE_DATA / "mnist",),
             subdirs=("MNIST/raw",),
@@ -238,6 +240,7 @@ def _register_all() -> None:
             name="fashion_mnist",
             shape=(1, 28, 28),
             n_classes=10,
+            n_train=60000,
             files=IDX_FILES,
             default_dirs=(Path("/usr/share/datasets/fashion-mnist"),),
             subdirs=("FashionMNIST/raw",),
@@ -255,6 +258,7 @@ def _register_all() -> None:
             name="cifar10",
             shape=(3, 32, 32),
             n_classes=10,
+            n_train=50000,
             files=CIFAR_FILES,
             default_dirs=(),
             subdirs=("cifar-10-batches-py",),

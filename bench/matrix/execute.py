@@ -7,7 +7,6 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.attacks import ATTACKS
 from bench.matrix.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
 from bench.paths import results_dir
 from bench.results import diagnostics
@@ -18,7 +17,7 @@ def results_store(out: Path | None) -> ResultsStore:
     return ResultsStore(results_dir(out) / "results.sqlite")
 
 
-def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool) -> str:
+def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool, out: Path | None = None) -> str:
     cells = plan.cells
     per = Counter((c.setting, c.attack) for c in cells)
     samples = {c.attack: c.n_samples for c in cells}
@@ -34,29 +33,26 @@ def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool) -> str:
             "(one loss gradient per image) and the worst case per model and eps, derived from the others"
         )
     if estimate:
-        lines.append(_estimate(plan, options))
+        lines.append(estimate_run(plan, options, out).describe())
     return "\n".join(lines)
 
 
-def _estimate(plan: Plan, options: MatrixOptions) -> str:
-    """An upper bound: every iteration of every unique craft at the throughput of an untrained network."""
-    import torch
+def estimate_run(plan: Plan, options: MatrixOptions, out: Path | None = None):
+    """What running ``plan`` into the results under ``out`` will cost here: the cells not yet finished there, and
+    the training of the models they need that the model store lacks (``bench.matrix.estimate``)."""
+    from bench.matrix.estimate import estimate
+    from bench.results.store import read_records
+    from models.spec import ModelSpec
+    from models.store import ModelStore
 
-    from bench.data.datasets import dataset_info
-    from bench.matrix.passes import measure_throughput
-    from models.network import build_network
-
-    spec = next(iter(plan.specs.values()))
-    info = dataset_info(spec.dataset)
-    network = build_network(spec, info.shape, info.n_classes, options.codebook_key)
-    tp = measure_throughput(network, torch.rand(options.batch_size, *info.shape))
-    per_image = tp.forward_s + tp.backward_s
-    crafts = {c.craft_key: c for c in plan.cells}.values()
-    seconds = sum(ATTACKS.get(c.attack).cost(dict(c.params)) * c.n_samples * per_image for c in crafts)
-    return (
-        f"estimated cost: at most {seconds / 60:.0f} min of attacks for {len(crafts)} unique crafts "
-        f"({1 / per_image:.0f} images/s forward+backward here), plus training of models not in the store"
-    )
+    folder = results_dir(out)
+    stored = folder / "results.sqlite"
+    finished = {r.cell_hash for r in read_records(stored) if r.status == "ok"} if stored.is_file() else set()
+    todo = [c for c in plan.cells if c.hash not in finished]
+    needed = {c.model for c in todo} | {c.source for c in todo if c.source}
+    models = ModelStore()
+    missing = [m for m in sorted(needed) if isinstance(plan.specs[m], ModelSpec) and not models.has(plan.specs[m])]
+    return estimate(plan, todo, missing, options.batch_size, options.codebook_key)
 
 
 def execute(plan: Plan, options: MatrixOptions, out: Path | None) -> tuple[RunSummary, ResultsStore]:

@@ -11,7 +11,7 @@ from bench.errors import UnknownNameError
 from bench.reports.plots import eps_plots
 from bench.reports.reference import lookup
 from bench.reports.robustness import robustness_section
-from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, timing_rows
+from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, run_prices, timing_rows
 from bench.reports.training import steps_of, training_section
 from bench.results.frame import records_frame
 from bench.results.store import Record
@@ -40,7 +40,7 @@ def write_dataset_report(
         recs = records_for_table(records, table)
         if recs:
             sections.append(render_table(table, recs, arch))
-    sections += [robustness_section(records), _views(records), _timing(records), _failures(records)]
+    sections += [robustness_section(records), _views(records), _timing(records, model_metas), _failures(records)]
     sections.append(_provenance(records))
     (out / "README.md").write_text("\n".join(sections) + "\n")
     _write_csv(records, out / "results.csv")
@@ -127,8 +127,18 @@ def _views(records: list[Record]) -> str:
     )
 
 
-def _timing(records: list[Record]) -> str:
+BEST_BATCH_NOTE = (
+    " `passes at best batch s` prices the same passes at the best throughput measured on the model over batch "
+    "sizes 16 to 512, so `wall / best` is what the attack cost against what the hardware can do; a craft group "
+    "(a sweep crafted in one call) is charged to its cells in equal shares."
+)
+
+
+def _timing(records: list[Record], model_metas: list[dict]) -> str:
     rows = timing_rows(records)
+    keys = {r.model_key for r in records} | {r.config.get("source_key") for r in records}
+    train = sum(m.get("train_seconds") or 0.0 for m in model_metas if m.get("key") in keys)
+    prices = run_prices(records, train)
     return "\n".join(
         [
             "### Timing",
@@ -139,11 +149,21 @@ def _timing(records: list[Record]) -> str:
             "CW-L2 drops images from its batch as they abort early, and the smaller batches cost more per image; "
             "L-BFGS spends SciPy's L-BFGS-B bookkeeping between passes (run with one BLAS thread: SciPy's "
             "OpenBLAS threads and torch's fighting over the cores made it 4.7x); ART's attacks run as ART "
-            "wrote them.",
+            "wrote them." + (BEST_BATCH_NOTE if prices else ""),
             "",
             tabulate(rows, headers="keys", tablefmt="github") if rows else "_no timed cells_",
             "",
+            *([_run_price_line(prices), ""] if prices else []),
         ]
+    )
+
+
+def _run_price_line(p: dict[str, float]) -> str:
+    return (
+        f"Crafting took {p['attack_wall'] / 60:.1f} min against {p['attack_best'] / 60:.1f} min of its passes at the "
+        f"best batch throughput of each model ({p['attack_ratio']:.2f}x). With training ({p['train'] / 60:.1f} min, "
+        f"counted at its own wall time: its batches are full), the whole run is {p['run_ratio']:.2f}x its "
+        "pass-limited time."
     )
 
 

@@ -137,6 +137,31 @@ def timing_rows(records: Iterable[Record]) -> list[dict[str, Any]]:
                 "pass-equivalent s": round(passes, 1),
                 "wall / passes": round(wall / passes, 2) if passes else None,
                 "images/s": round(images / wall, 1) if wall else None,
+                **_best_batch_columns(recs, wall),
             }
         )
     return rows
+
+
+def _best_batch_columns(recs: list[Record], wall: float) -> dict[str, Any]:
+    """The passes priced at the best batch throughput of their model (stores written before that was measured: none)."""
+    if any(r.best_pass_seconds is None for r in recs):
+        return {}
+    best = sum(r.best_pass_seconds for r in recs)
+    return {"passes at best batch s": round(best, 1), "wall / best": round(wall / best, 2) if best else None}
+
+
+def run_prices(records: Iterable[Record], train_seconds: float) -> dict[str, float] | None:
+    """The run's crafting wall time against its passes priced at the best batch, and the whole run's ratio with
+    training counted at its own wall time (its batches are full). None for stores without best prices."""
+    crafted = [r for r in records if r.status == "ok" and not r.craft_reused and r.craft_seconds]
+    if not crafted or any(r.best_pass_seconds is None for r in crafted):
+        return None
+    wall, best = sum(r.craft_seconds for r in crafted), sum(r.best_pass_seconds for r in crafted)
+    return {
+        "attack_wall": wall,
+        "attack_best": best,
+        "train": train_seconds,
+        "attack_ratio": wall / best,
+        "run_ratio": (wall + train_seconds) / (best + train_seconds),
+    }

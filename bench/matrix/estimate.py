@@ -1,0 +1,146 @@
+"""What a run will cost, before it runs (``bench matrix --dry-run``): training of the models not in the store, and
+the crafts of the cells not in the results store, from throughput measured here on the run's own networks.
+
+- Training: a training step (forward, loss, backward, Adam) timed on an untrained network of each architecture at
+  its training batch size, times epochs x images; adversarial training adds its PGD passes per image.
+- Attacks: per craft group (``bench.matrix.groups``), each family's passes per image (``AttackFamily.cost``, in
+  forward+backward pairs; an upper bound for attacks that stop an image at its first success, which CW, L-BFGS
+  and margin PGD do), priced at the throughput of the batch the group will run with. The time of a pass does
+  not depend on the weights, so an untrained network prices it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import torch
+
+from bench.attacks import ATTACKS
+from bench.data.datasets import dataset_info
+from bench.matrix.groups import CraftGroup, craft_groups
+from bench.matrix.passes import measure_throughput
+from bench.matrix.plan import Cell
+
+
+@dataclass
+class Estimate:
+    training: dict[str, float] = field(default_factory=dict)  # model label -> seconds, for models to train
+    attacks: dict[str, float] = field(default_factory=dict)  # attack -> seconds of crafting
+    crafts: int = 0
+    groups: int = 0
+    took: float = 0.0  # seconds the estimate itself took
+
+    @property
+    def seconds(self) -> float:
+        return sum(self.training.values()) + sum(self.attacks.values())
+
+    def describe(self) -> str:
+        lines = [
+            f"estimated time: {self.seconds / 60:.0f} min (training {sum(self.training.values()) / 60:.0f} min for "
+            f"{len(self.training)} models, attacks {sum(self.attacks.values()) / 60:.0f} min for {self.crafts} "
+            f"crafts in {self.groups} groups; measured here in {self.took:.1f} s)"
+        ]
+        top = sorted(self.attacks.items(), key=lambda kv: -kv[1])
+        lines.append("  by attack: " + ", ".join(f"{a} {s / 60:.1f} min" for a, s in top if s >= 1))
+        lines.append(
+            "  passes per image are upper bounds for attacks that stop an image at its first success "
+            "(CW, L-BFGS, margin PGD): those run shorter"
+        )
+        return "\n".join(lines)
+
+
+def estimate(
+    plan, todo: list[Cell], missing_models: list[str], batch_size: int, codebook_key: str | None = None
+) -> Estimate:
+    """The cost of crafting ``todo`` (cells not yet in the results store) and training ``missing_models``."""
+    start = time.perf_counter()
+    info = dataset_info(plan.dataset)
+    result = Estimate()
+    prices = _Prices(plan, info, codebook_key)
+    for label in missing_models:
+        result.training[label] = _training_seconds(plan.specs[label], info, prices)
+    groups = craft_groups(todo)
+    result.groups, result.attacks = len(groups), defaultdict(float)
+    for group in groups:
+        result.crafts += len(group.crafts)
+        result.attacks[group.attack] += _group_seconds(group, batch_size, prices)
+    result.attacks = dict(result.attacks)
+    result.took = time.perf_counter() - start
+    return result
+
+
+def _group_seconds(group: CraftGroup, batch_size: int, prices: _Prices) -> float:
+    family = ATTACKS.get(group.attack)
+    n = group.crafts[0].n_samples
+    if group.attack == "fgsm":  # one gradient for the whole sweep
+        return n * prices.per_image(group.craft_model, min(batch_size, n))
+    batch = min(batch_size, n * len(group.crafts)) if group.batched else min(batch_size, n)
+    passes = sum(family.cost({**family.defaults, **dict(c.params)}) * n for c in group.crafts)
+    return passes * prices.per_image(group.craft_model, batch)
+
+
+def _training_seconds(spec, info, prices: _Prices) -> float:
+    cfg = spec.train
+    images = cfg.epochs * min(cfg.n_train or info.n_train, info.n_train)
+    per_image = prices.train_step(spec, cfg.batch_size)
+    if cfg.adversarial:  # PGD's passes on every batch, before the step
+        per_image += cfg.adversarial.max_iter * prices.per_image(spec.loss_label, cfg.batch_size)
+    return images * per_image
+
+
+class _Prices:
+    """Throughput of an untrained network per architecture (the kinds of one architecture differ in their last
+    layer only), measured once per (architecture, batch): the whole estimate takes seconds."""
+
+    def __init__(self, plan, info, codebook_key: str | None) -> None:
+        self.plan, self.info, self.codebook_key = plan, info, codebook_key
+        self._networks: dict[str, torch.nn.Module] = {}
+        self._measured: dict[tuple, float] = {}
+
+    def _family(self, label: str) -> str:
+        spec = self.plan.specs[label]
+        return f"arch:{spec.arch}" if hasattr(spec, "arch") else f"own:{label}"
+
+    def network(self, label: str) -> torch.nn.Module:
+        from models.external import ExternalModel
+        from models.network import build_network
+
+        family = self._family(label)
+        if family not in self._networks:
+            spec = self.plan.specs[label]
+            if isinstance(spec, ExternalModel):  # your own network: its time is its own
+                self._networks[family] = spec.module
+            else:
+                self._networks[family] = build_network(spec, self.info.shape, self.info.n_classes, self.codebook_key)
+        return self._networks[family]
+
+    def per_image(self, label: str, batch: int) -> float:
+        """Seconds of one forward and one backward pass to the input, per image, at ``batch``."""
+        key = (self._family(label), batch)
+        if key not in self._measured:
+            x = torch.rand(batch, *self.info.shape)
+            self._measured[key] = measure_throughput(self.network(label), x, rounds=1).per_image
+        return self._measured[key]
+
+    def train_step(self, spec, batch: int) -> float:
+        """Seconds per image of a training step (forward, loss, backward to the weights, Adam) at ``batch``."""
+        from models.network import build_loss
+
+        key = ("train", self._family(spec.loss_label), batch)
+        if key not in self._measured:
+            network = self.network(spec.loss_label)
+            loss_fn, optimizer = build_loss(spec), torch.optim.Adam(network.parameters(), lr=1e-6)
+            x, y = torch.rand(batch, *self.info.shape), torch.randint(0, self.info.n_classes, (batch,))
+            network.train()
+            times = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                optimizer.zero_grad(set_to_none=True)
+                loss_fn(network(x), y).backward()
+                optimizer.step()
+                times.append(time.perf_counter() - t0)
+            network.eval()
+            self._measured[key] = min(times[1:]) / batch  # after a warm-up step
+        return self._measured[key]
