@@ -21,7 +21,8 @@ import torch
 from torch import nn
 
 from bench.data.datasets import DATASETS, dataset_info
-from bench.matrix.runner import MatrixOptions, RunSummary, make_plan
+from bench.matrix.plan import MatrixOptions, make_plan
+from bench.matrix.runner import RunSummary
 from bench.plugins import load_plugins
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.matrix.runner import MatrixOptions, make_plan
+from bench.matrix.plan import MatrixOptions, make_plan
 from bench.results.store import read_records
 
 REPORTS = Path(__file__).parent.parent / "reports"

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from bench.cli.export import export
 from bench.errors import StoreError, UnknownNameError
-from bench.matrix.runner import MatrixOptions, MatrixRunner, make_plan
+from bench.matrix.plan import MatrixOptions, make_plan
+from bench.matrix.runner import MatrixRunner
 from bench.results.frame import FIXED, IDENTITY, MEASUREMENTS, PROVENANCE, records_frame, results_frame
 from bench.results.store import ResultsStore, read_records
 from bench.results.worst_case import store_worst_cases

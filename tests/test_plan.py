@@ -1,9 +1,8 @@
 import pytest
 
 from bench.errors import ConfigError, UnknownNameError
-from bench.matrix.plan import expand
+from bench.matrix.plan import MatrixOptions, expand, make_plan
 from bench.matrix.preset import load_preset
-from bench.matrix.runner import MatrixOptions, make_plan
 
 KEYS = {"O:SOFTMAX:CE": "k_ce", "O:SOFTMAX:MSE": "k_mse", "R:TANH:MSE": "k_tanh"}
 
@@ -177,7 +176,7 @@ def test_two_groups_that_would_share_cell_names_are_refused_unless_one_has_a_var
 def test_a_preset_sets_a_kinds_parameters(tmp_path):
     """[model_params.<model>] sets that model's kind parameters, checked by the kind like any other."""
     from bench.errors import ConfigError
-    from bench.matrix.runner import MatrixOptions, make_plan
+    from bench.matrix.plan import MatrixOptions, make_plan
     from tests.conftest import preset_text
 
     groups = [{"setting": "whitebox_untargeted", "attack": "fgsm", "sweep": {"eps": [0.1]}}]

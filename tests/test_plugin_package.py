@@ -95,7 +95,7 @@ KEY += "print(make_spec('mnist', 'focal').key())"
 
 
 CELL = "from bench.plugins import load_plugins; load_plugins(); "
-CELL += "from bench.matrix.runner import MatrixOptions, make_plan; "
+CELL += "from bench.matrix.plan import MatrixOptions, make_plan; "
 CELL += "plan = make_plan(MatrixOptions(dataset='mnist', preset='focal_quick')); "
 CELL += "print(sorted(c.hash for c in plan.cells if c.attack == 'random_sign'))"
 

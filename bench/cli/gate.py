@@ -11,7 +11,7 @@ from bench.cli.common import check_device
 
 def _gate_options(dataset, preset, seed, device, progress):
     from bench.data.datasets import DATASETS
-    from bench.matrix.runner import MatrixOptions
+    from bench.matrix.plan import MatrixOptions
 
     check_device(device)
     return MatrixOptions(

@@ -102,7 +102,7 @@ def matrix(
 ) -> None:
     """Run every model x attack x threat setting of a preset and write the dataset's report."""
     from bench.matrix.execute import describe_plan, execute
-    from bench.matrix.runner import MatrixOptions, make_plan
+    from bench.matrix.plan import MatrixOptions, make_plan
     from bench.paths import results_dir
     from bench.reports.dataset import write_report
 

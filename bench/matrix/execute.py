@@ -7,7 +7,8 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.matrix.runner import MatrixOptions, MatrixRunner, Plan, RunSummary
+from bench.matrix.plan import MatrixOptions, Plan
+from bench.matrix.runner import MatrixRunner, RunSummary
 from bench.paths import results_dir
 from bench.results import diagnostics
 from bench.results.store import ResultsStore

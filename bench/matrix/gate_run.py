@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bench.matrix.runner import MatrixOptions, MatrixRunner, make_plan
+from bench.matrix.plan import MatrixOptions, make_plan
+from bench.matrix.runner import MatrixRunner
 from bench.paths import bench_home
 from bench.results.store import Record, ResultsStore, read_records
 

@@ -16,110 +16,21 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.data import datasets
-from bench.errors import ConfigError
 from bench.matrix.craft import Crafter, SampleSet, sample_set
 from bench.matrix.group_run import GroupInputs, run_group
 from bench.matrix.groups import CraftGroup, craft_groups
 from bench.matrix.passes import BEST_BATCHES, Prices
-from bench.matrix.plan import Cell, expand
-from bench.matrix.preset import Preset, load_preset
+from bench.matrix.plan import Cell, MatrixOptions, Plan
 from bench.provenance import git_commit, versions
 from bench.results import diagnostics
 from bench.results.store import Record, ResultsStore, encode_indices
 from models.estimator import BenchClassifier, make_estimator
 from models.external import ExternalModel
-from models.spec import ModelSpec, make_spec
+from models.spec import ModelSpec
 from models.store import ModelStore
 from models.zoo import obtain
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MatrixOptions:
-    dataset: str
-    preset: str = "paper"
-    models: tuple[str, ...] | None = None
-    attacks: tuple[str, ...] | None = None
-    settings: tuple[str, ...] | None = None
-    n_samples: dict[str, int] = field(default_factory=dict)
-    seed: int | None = None
-    device: str = "cpu"
-    transfer_matrix: bool = False
-    batch_size: int = 128
-    data_dir: Path | None = None
-    codebook_key: str | None = None
-    progress: bool = True
-    external: tuple[ExternalModel, ...] = ()  # networks of your own, evaluated beside (or instead of) the zoo
-
-
-@dataclass
-class Plan:
-    preset: Preset
-    specs: dict[str, ModelSpec | ExternalModel]  # label -> what to train or take
-    cells: list[Cell]
-
-    @property
-    def dataset(self) -> str:
-        return next(iter(self.specs.values())).dataset
-
-
-def make_plan(options: MatrixOptions) -> Plan:
-    """Validate every name and parameter and expand the preset; no model is touched yet.
-
-    With ``external`` models the preset's own models are left out unless ``models`` names some."""
-    preset = load_preset(options.preset)
-    names = options.models or (() if options.external else preset.models)
-    specs: dict[str, ModelSpec | ExternalModel] = {}
-    training = preset.train_config()
-    for name in names:
-        params = preset.model_params.get(name)
-        spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key, params=params)
-        specs[spec.loss_label] = spec
-    for model in options.external:
-        if model.label in specs:
-            raise ConfigError(
-                f"model label {model.label!r} is taken by another model of this run; give yours another name."
-            )
-        specs[model.label] = model
-    if not specs:
-        raise ConfigError(
-            f"preset {preset.name!r} names no models and none were given; list some under models = [...]."
-        )
-    from bench.attacks import ATTACKS
-    from bench.matrix.settings import SETTINGS
-
-    attacks = tuple(ATTACKS.canonical(a) for a in options.attacks) if options.attacks else None
-    settings = tuple(SETTINGS.canonical(s) for s in options.settings) if options.settings else None
-    n_samples = {ATTACKS.canonical(k): v for k, v in options.n_samples.items()}
-    cells = expand(
-        preset,
-        next(iter(specs.values())).dataset,
-        {label: s.key() for label, s in specs.items()},
-        attacks=attacks,
-        settings=settings,
-        n_samples=n_samples,
-        seed=options.seed,
-        transfer_matrix=options.transfer_matrix,
-    )
-    _check_views(cells, specs)
-    return Plan(preset, specs, cells)
-
-
-def _check_views(cells: list[Cell], specs: dict) -> None:
-    """Every cell's attack needs a view of the model its examples are crafted on (raw outputs, codewords) that the
-    model offers: refused before any work, naming the cell, rather than attacking something else in its place."""
-    from bench.attacks import ATTACKS
-
-    for cell in cells:
-        spec = specs[cell.craft_model]
-        views = spec.kind.views if isinstance(spec, ModelSpec) else ("scores", "raw")
-        needs = ATTACKS.get(cell.attack).needs_view
-        if needs not in views:
-            raise ConfigError(
-                f"cell {cell.name}: attack {cell.attack!r} needs the model's {needs!r} view, and "
-                f"{cell.craft_model} offers {', '.join(views)}; give its group models = [...] without it."
-            )
 
 
 @dataclass
