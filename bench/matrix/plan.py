@@ -18,6 +18,7 @@ from bench.attacks import ATTACKS
 from bench.errors import ConfigError
 from bench.matrix.preset import Preset, load_preset
 from bench.matrix.settings import TARGETED_SETTINGS
+from bench.results import diagnostics
 from models.external import ExternalModel
 from models.spec import ModelSpec, make_spec
 
@@ -234,6 +235,7 @@ def make_plan(options: MatrixOptions) -> Plan:
     attacks = tuple(ATTACKS.canonical(a) for a in options.attacks) if options.attacks else None
     settings = tuple(SETTINGS.canonical(s) for s in options.settings) if options.settings else None
     n_samples = {ATTACKS.canonical(k): v for k, v in options.n_samples.items()}
+    _check_model_names(preset, options, specs)
     cells = expand(
         preset,
         next(iter(specs.values())).dataset,
@@ -245,7 +247,36 @@ def make_plan(options: MatrixOptions) -> Plan:
         transfer_matrix=options.transfer_matrix,
     )
     _check_views(cells, specs)
+    if not cells and not diagnostics.wanted(attacks, settings):  # a run of nothing would pass for a finished one
+        raise ConfigError(
+            f"the plan has no cells: preset {preset.name!r} with models {', '.join(specs)}, attacks "
+            f"{', '.join(attacks or ('all',))}, settings {', '.join(settings or ('all',))} selects none "
+            f"(a transfer cell needs a model besides its source {preset.transfer_source!r}); widen the selection."
+        )
     return Plan(preset, specs, cells)
+
+
+def _check_model_names(preset: Preset, options: MatrixOptions, specs: dict) -> None:
+    """A group's models and the transfer source must name models of the preset (or of this run): an unknown
+    name would silently select no cell."""
+    import difflib
+
+    known = set(preset.models) | set(specs)
+    if options.models:  # the labels of the preset's own models too (lmcl -> lmcl_s10_m0.3)
+        training = preset.train_config()
+        for name in preset.models:
+            params = preset.model_params.get(name)
+            known.add(make_spec(options.dataset, name, preset.arch, training, params=params).loss_label)
+    named = [(n, "a [[group]]'s models") for g in preset.groups for n in g.models or ()]
+    if any(g.setting == "transfer" and not g.transfer_matrix for g in preset.groups) and not options.transfer_matrix:
+        named.append((preset.transfer_source, "transfer_source"))
+    for name, where in named:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.0)
+            raise ConfigError(
+                f"preset {preset.name!r}: {where} names {name!r}, which is not one of its models "
+                f"({', '.join(sorted(known))}).{f' Did you mean {close[0]!r}?' if close else ''}"
+            )
 
 
 def _check_views(cells: list[Cell], specs: dict) -> None:

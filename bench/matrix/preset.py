@@ -12,6 +12,7 @@ import tomllib
 
 from bench.attacks import ATTACKS
 from bench.errors import ConfigError, UnknownNameError
+from bench.matrix.preset_schema import check_complete, check_file
 from bench.matrix.settings import SETTINGS
 from bench.registry import Registry
 from models.spec import AdversarialTraining, TrainConfig
@@ -26,6 +27,9 @@ class PresetFile:
 
     def read_text(self) -> str:
         return self.source.read_text()
+
+    def read_bytes(self) -> bytes:
+        return self.source.read_bytes()
 
 
 PRESETS = Registry[PresetFile]("preset")
@@ -77,34 +81,34 @@ class Preset:
 
 
 def load_preset(name_or_path: str) -> Preset:
-    """A packaged preset by name (paper, quick) or a TOML file by path; validated here, once."""
+    """A packaged preset by name (paper, quick) or a TOML file by path; validated here, once, against one schema
+    (bench.matrix.preset_schema): an unknown key or a value of the wrong kind is refused naming the file."""
     data = _read_toml(name_or_path)
     if "inherit" in data:
-        base = _read_toml(_beside(name_or_path, data["inherit"]))
+        inherited = _beside(name_or_path, data["inherit"])
+        base = _read_toml(inherited)
         merged = {**base, **{k: v for k, v in data.items() if k not in ("samples", "params", "inherit")}}
         merged["samples"] = {**base.get("samples", {}), **data.get("samples", {})}
         merged["params"] = {**base.get("params", {}), **data.get("params", {})}
         data = merged
+    check_complete(data, name_or_path)
     try:
-        groups = tuple(_group(g) for g in data["group"])
         preset = Preset(
             name=data["name"],
             description=data.get("description", ""),
             models=tuple(data["models"]),
             arch=data.get("arch", "cnn"),
-            seed=int(data.get("seed", 0)),
+            seed=data.get("seed", 0),
             transfer_source=data.get("transfer_source", "O:SOFTMAX:CE"),
-            samples={ATTACKS.canonical(k): int(v) for k, v in data["samples"].items()},
-            groups=groups,
+            samples={ATTACKS.canonical(k): v for k, v in data["samples"].items()},
+            groups=tuple(_group(g) for g in data["group"]),
             overrides={ATTACKS.canonical(k): dict(v) for k, v in data.get("params", {}).items()},
             training=dict(data.get("training", {})),
-            diagnostic_samples=int(data.get("diagnostic_samples", Preset.diagnostic_samples)),
+            diagnostic_samples=data.get("diagnostic_samples", Preset.diagnostic_samples),
             model_params={name: dict(values) for name, values in data.get("model_params", {}).items()},
         )
-    except UnknownNameError as exc:  # a KeyError too, but its message already names the valid choices
+    except UnknownNameError as exc:  # its message already names the valid choices
         raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc
-    except KeyError as exc:
-        raise ConfigError(f"preset {name_or_path!r} lacks the key {exc}; see bench/matrix/presets/paper.toml.") from exc
     for group in preset.groups:
         if group.attack not in preset.samples:
             raise ConfigError(f"preset {preset.name!r} gives no sample count for attack {group.attack!r}.")
@@ -119,18 +123,30 @@ def _beside(preset: str, inherited: str) -> str:
 
 
 def _read_toml(name_or_path: str) -> dict[str, Any]:
+    """One preset file's data, checked against the schema on its own (a base it inherits is checked apart)."""
     path = Path(name_or_path)
     if path.suffix == ".toml":
         if not path.is_file():
             raise ConfigError(f"preset file {path} does not exist.")
-        return tomllib.loads(path.read_text())
-    return tomllib.loads(PRESETS.get(name_or_path).read_text())
+        raw = path.read_bytes()
+    else:
+        raw = PRESETS.get(name_or_path).read_bytes()
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"preset {name_or_path} is not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start}); "
+            "expected a TOML file saved as UTF-8."
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"preset {name_or_path} is not valid TOML: {exc}.") from None
+    check_file(data, name_or_path)
+    return data
 
 
 def _group(g: dict[str, Any]) -> Group:
-    (param, values), *rest = g["sweep"].items()
-    if rest:
-        raise ConfigError(f"a preset group sweeps one parameter; {g['attack']} sweeps {list(g['sweep'])}.")
+    """A [[group]] already checked by the schema (one swept parameter, a non-empty list of numbers)."""
+    ((param, values),) = g["sweep"].items()
     return Group(
         tables=tuple(g.get("tables", ())),
         setting=SETTINGS.canonical(g["setting"]),
@@ -139,6 +155,6 @@ def _group(g: dict[str, Any]) -> Group:
         sweep_values=tuple(float(v) for v in values),
         params=dict(g.get("params", {})),
         models=tuple(g["models"]) if "models" in g else None,
-        transfer_matrix=bool(g.get("transfer_matrix", False)),
-        variant=str(g.get("variant", "")),
+        transfer_matrix=g.get("transfer_matrix", False),
+        variant=g.get("variant", ""),
     )

@@ -1,0 +1,99 @@
+"""Bad inputs end in one line that names the value and what was expected (exit status 2), never a traceback, and
+before any work: presets refused against their one schema, command-line values out of range."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+
+HEAD = 'name = "t"\nmodels = ["O:SOFTMAX:CE", "hinge"]\n[training]\nepochs = 1\n[samples]\nfgsm = 10\n'
+GROUP = '[[group]]\nsetting = "whitebox_untargeted"\nattack = "fgsm"\n'
+GOOD = HEAD + GROUP + "sweep = { eps = [0.1] }\n"
+
+
+def one_line(result, status: int = 2) -> str:
+    """The command's message, asserting it is one line, not a traceback, with the exit status expected."""
+    assert result.exit_code == status, result.output
+    assert "Traceback" not in result.output and not isinstance(result.exception, (TypeError, AttributeError))
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Any training or attack started by a refused command fails the test."""
+
+    def refuse(*a, **k):
+        raise AssertionError("work started despite a bad input")
+
+    monkeypatch.setattr("models.zoo.train_model", refuse)
+    monkeypatch.setattr("bench.matrix.execute.MatrixRunner.run", refuse)
+    monkeypatch.setattr("bench.matrix.execute.estimate_run", refuse)
+
+
+PRESETS = [
+    # (what is wrong, preset text, the message expected)
+    ("unknown group key", GOOD + "restrats = 4\n", "unknown key 'restrats' in [[group]] 1; expected one of: tables"),
+    ("unknown top key", "diagnostic_sample = 3\n" + GOOD, "Did you mean 'diagnostic_samples'?"),
+    ("unknown training key", GOOD.replace("epochs", "epoch"), "unknown key 'epoch' in [training]"),
+    ("TOML syntax", HEAD + GROUP + "sweep = { eps = [0.1 }\n", "is not valid TOML: Unclosed array"),
+    ("table twice", HEAD + "[samples]\nbim = 3\n" + GROUP + "sweep = { eps = [0.1] }\n", "Cannot declare"),
+    ("sweep a list", HEAD + GROUP + "sweep = [0.1]\n", "sweep = [0.1]; expected one parameter and a non-empty"),
+    ("sweep a string", HEAD + GROUP + 'sweep = "eps"\n', "sweep = 'eps'; expected one parameter"),
+    ("sweep a scalar", HEAD + GROUP + "sweep = { eps = 0.1 }\n", "sweep = {'eps': 0.1}; expected one parameter"),
+    ("sweep strings", HEAD + GROUP + 'sweep = { eps = ["a", "b"] }\n', "sweep = {'eps': ['a', 'b']}; expected"),
+    ("sweep empty", HEAD + GROUP + "sweep = {}\n", "sweep = {}; expected one parameter"),
+    ("sweep no values", HEAD + GROUP + "sweep = { eps = [] }\n", "sweep = {'eps': []}; expected"),
+    ("two sweeps", HEAD + GROUP + "sweep = { eps = [0.1], c = [1] }\n", "expected one parameter"),
+    ("samples a word", GOOD.replace("fgsm = 10", 'fgsm = "ten"'), "samples.fgsm = 'ten'; expected a whole number"),
+    ("samples a fraction", GOOD.replace("fgsm = 10", "fgsm = 10.7"), "samples.fgsm = 10.7; expected a whole number"),
+    ("seed a word", 'seed = "abc"\n' + GOOD, "seed = 'abc'; expected a whole number >= 0"),
+    ("[group] for [[group]]", GOOD.replace("[[group]]", "[group]"), "'group' is a single table; expected an array"),
+    ("no models", GOOD.replace('["O:SOFTMAX:CE", "hinge"]', "[]"), "models = []; expected a non-empty list"),
+    ("diagnostics 0", "diagnostic_samples = 0\n" + GOOD, "diagnostic_samples = 0; expected a whole number >= 1"),
+    ("no group", HEAD, "lacks group; a preset needs name, models, samples, group"),
+    ("empty group list", HEAD.replace("[training]", "group = []\n[training]"), "group = []; expected at least one"),
+    ("group lacks attack", HEAD + '[[group]]\nsetting = "transfer"\nsweep = { eps = [0.1] }\n', "lacks attack"),
+    ("param a word", GOOD + 'params = { eps_step = "x" }\n', "[[group]] 1 params.eps_step = 'x'; expected a finite"),
+    (
+        "unknown transfer source",
+        'transfer_source = "nope"\n' + GOOD.replace("whitebox_untargeted", "transfer"),
+        "transfer_source names 'nope', which is not one of its models (O:SOFTMAX:CE, hinge)",
+    ),
+    ("unknown group model", GOOD + 'models = ["hinj"]\n', "names 'hinj', which is not one of its models"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [p[1:] for p in PRESETS], ids=[p[0] for p in PRESETS])
+def test_a_bad_preset_is_refused_in_one_line_naming_the_file(tmp_path, no_work, text, expected):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    line = one_line(invoke("matrix", "--dataset", "mnist", "--preset", str(path), "--no-progress"))
+    assert expected in line and ("bad.toml" in line or "preset 't'" in line)
+
+
+def test_a_preset_that_is_not_utf8_is_refused(tmp_path, no_work):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(b'name = "\xff\xfe"\n')
+    line = one_line(invoke("matrix", "--dataset", "mnist", "--preset", str(path)))
+    assert "is not UTF-8 text (byte 0xff at offset 8)" in line
+
+
+def test_the_packaged_presets_pass_their_schema():
+    from bench.matrix.preset import PRESETS as REGISTERED
+    from bench.matrix.preset import load_preset
+
+    for name in ("paper", "quick", "vu2018"):
+        assert load_preset(name).groups and name in REGISTERED
+
+
+def test_a_plan_of_no_cells_is_refused(no_work):
+    line = one_line(invoke("matrix", "--dataset", "mnist", "--models", "O:SOFTMAX:CE", "--settings", "transfer"))
+    assert "the plan has no cells" in line and "besides its source 'O:SOFTMAX:CE'" in line
