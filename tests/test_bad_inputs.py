@@ -97,3 +97,84 @@ def test_the_packaged_presets_pass_their_schema():
 def test_a_plan_of_no_cells_is_refused(no_work):
     line = one_line(invoke("matrix", "--dataset", "mnist", "--models", "O:SOFTMAX:CE", "--settings", "transfer"))
     assert "the plan has no cells" in line and "besides its source 'O:SOFTMAX:CE'" in line
+
+
+OPTIONS = [
+    # (what is wrong, the command line, the message expected)
+    ("batch size 0", ["matrix", "--dataset", "mnist", "--batch-size", "0"], "'--batch-size': 0 is not in the range"),
+    ("batch size -1", ["matrix", "--dataset", "mnist", "--batch-size", "-1"], "'--batch-size': -1 is not in the"),
+    ("matrix seed -1", ["matrix", "--dataset", "mnist", "--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+    ("inside seed -1", ["inside", "--dataset", "mnist", "--seed", "-1"], "'--seed': -1 is not in the range x>=0"),
+    ("train seed -1", ["train", "--dataset", "mnist", "--model", "ce", "--seed", "-1"], "'--seed': -1 is not in"),
+    ("empty --n-samples", ["matrix", "--dataset", "mnist", "--n-samples", ""], "--n-samples '': expected N or"),
+    ("a stray comma", ["matrix", "--dataset", "mnist", "--n-samples", "pgd=5,"], "--n-samples 'pgd=5,': expected"),
+    (
+        "more images than the split",
+        ["matrix", "--dataset", "mnist", "--n-samples", "20000"],
+        "asks for 20000 images (--n-samples or the preset's [samples]); the mnist test split holds 10000",
+    ),
+    (
+        "--pgd-eps without --pgd-at",
+        ["train", "--dataset", "mnist", "--model", "ce", "--pgd-eps", "2"],
+        "--pgd-eps set PGD adversarial training, which is off; add --pgd-at",
+    ),
+    (
+        "too few training images for every class",
+        ["train", "--dataset", "mnist", "--model", "ce", "--n-train", "2", "--no-progress"],
+        "n_train=2: the 2 training images hold no image of class(es)",
+    ),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), [o[1:] for o in OPTIONS], ids=[o[0] for o in OPTIONS])
+def test_a_bad_option_is_refused_in_one_line_before_work(no_work, args, expected):
+    assert expected in one_line(invoke(*args))
+
+
+def test_a_negative_seed_is_refused_where_images_are_drawn():
+    from bench.data.datasets import draw_indices
+    from bench.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="seed=-1 is not a seed of the image draw; expected a whole number >= 0"):
+        draw_indices(100, 10, -1)
+
+
+def _idx(path, array) -> None:
+    """An IDX file of unsigned bytes (the MNIST format) holding ``array``."""
+    import numpy as np
+
+    array = np.asarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    path.write_bytes(header + array.tobytes())
+
+
+def _mnist_dir(folder, labels):
+    import numpy as np
+
+    folder.mkdir()
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        _idx(folder / f"{prefix}-images-idx3-ubyte", np.zeros((n, 28, 28)))
+        _idx(folder / f"{prefix}-labels-idx1-ubyte", np.resize(labels, n))
+    return folder
+
+
+DATA_DIRS = [
+    # (what is wrong, how the test images file is spoiled, the message expected)
+    ("truncated", lambda f: f.write_bytes(f.read_bytes()[:1000]), "holds 1000 bytes; its header (10 x 28 x 28)"),
+    ("random bytes", lambda f: f.write_bytes(bytes(range(7, 255))), "is not an IDX file of unsigned bytes"),
+    ("empty", lambda f: f.write_bytes(b""), "its first bytes are missing; expected 00000803"),
+]
+
+
+@pytest.mark.parametrize(("spoil", "expected"), [d[1:] for d in DATA_DIRS], ids=[d[0] for d in DATA_DIRS])
+def test_a_corrupt_data_dir_names_the_file(tmp_path, no_work, spoil, expected):
+    folder = _mnist_dir(tmp_path / "data", list(range(10)))
+    spoil(folder / "t10k-images-idx3-ubyte")
+    line = one_line(invoke("train", "--dataset", "mnist", "--model", "ce", "--data-dir", str(folder)))
+    assert expected in line and "t10k-images-idx3-ubyte" in line
+
+
+def test_labels_outside_the_datasets_classes_are_refused_before_training(tmp_path, no_work):
+    folder = _mnist_dir(tmp_path / "data", [0, 42])
+    line = one_line(invoke("train", "--dataset", "mnist", "--model", "ce", "--data-dir", str(folder)))
+    assert "the mnist training labels include [42], outside its 10 classes 0..9" in line

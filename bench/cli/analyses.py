@@ -51,7 +51,7 @@ uniform noise of the same eps, and the rank of the clean prediction under PGD.
 @click.option(
     "--eps", type=click.FloatRange(0, 1), default=0.3, show_default=True, help="L-inf radius (pixels in [0, 1])."
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def inside(dataset, preset, models, n_samples, eps, seed, reports_dir, progress) -> None:
@@ -98,7 +98,7 @@ measure), targeted MIM at eps 0.1 (Figure 2) and the codeword CW-L2 at c = 0.1 (
     show_default=True,
     help="Codeword CW binary-search steps (Table 2: 5).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def pictures(dataset, preset, models, search_samples, show, cw_iterations, cw_searches, seed, reports_dir, progress):
@@ -146,7 +146,7 @@ and cw_l2_codeword against ART's CarliniL2Method, and ART's NumPy and PyTorch pa
 @click.option("--cw-samples", type=click.IntRange(0), default=20, show_default=True, help="Images for CW (0: skip).")
 @click.option("--cw-iterations", type=click.IntRange(1), default=100, show_default=True, help="CW iterations per c.")
 @click.option("--cw-searches", type=click.IntRange(1), default=5, show_default=True, help="CW binary-search steps.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--reports-dir", type=click.Path(path_type=Path), default=Path("reports"), show_default=True)
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def compare_art(dataset, preset, n_samples, cw_samples, cw_iterations, cw_searches, seed, reports_dir, progress):

@@ -13,12 +13,28 @@ class UserError(click.ClickException):
     exit_code = 2
 
 
+class CellsFailed(click.ClickException):
+    """A run that finished with failed cells: its report is written, but the run is not a success (exit 1)."""
+
+    exit_code = 1
+
+
 def one_line_errors(invoke, ctx: click.Context):
-    """Run a command's ``invoke``, turning a BenchError into a UserError (one line, exit status 2)."""
+    """Run a command's ``invoke``, turning a BenchError, or an option value out of its range, into a UserError
+    (one line naming the value and what was expected, exit status 2)."""
     try:
         return invoke(ctx)
     except BenchError as exc:
         raise UserError(str(exc)) from exc
+    except click.BadParameter as exc:  # click would print the usage lines before it
+        raise UserError(exc.format_message()) from exc
+
+
+def fail_on_failed_cells(failed: list, total: int) -> None:
+    """A run with failed cells exits 1 saying how many, after its summary and report (exit 0 would pass for a
+    finished run)."""
+    if failed:
+        raise CellsFailed(f"{len(failed)} of {total} cells failed (FAILED lines above); fix the cause and rerun.")
 
 
 class RegistryEpilog(click.Command):

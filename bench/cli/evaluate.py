@@ -32,7 +32,9 @@ bench.evaluate(module, "mnist", preset="quick").
 @click.option("--preset", default="quick", show_default=True, help="paper, quick, or a preset TOML path.")
 @click.option("--models", default=None, help="Comma-separated zoo models to run beside it.")
 @click.option("--attacks", default=None, help="Comma-separated attack names (default: the preset's).")
-@click.option("--seed", type=int, default=None, help="Seeds the images, targets and random starts (preset: 0).")
+@click.option(
+    "--seed", type=click.IntRange(0), default=None, help="Seeds the images, targets and random starts (preset: 0)."
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Attack batch size.")
 @click.option(
@@ -44,7 +46,7 @@ def evaluate(dataset, factory, weights, name, loss, preset, models, attacks, see
              reports_dir, progress) -> None:  # fmt: skip
     """Evaluate your own trained network in a preset's cells, as the zoo is: no training."""
     from bench.api import evaluate as evaluate_module
-    from bench.cli.common import split
+    from bench.cli.common import fail_on_failed_cells, split
     from models.external import from_factory
 
     module, origin = from_factory(factory, weights)
@@ -68,3 +70,4 @@ def evaluate(dataset, factory, weights, name, loss, preset, models, attacks, see
     click.echo(f"results: {run.results_path}" + (f"; report: {run.report}" if run.report else ""))
     for cell, error in s.failed:
         click.echo(f"  FAILED {cell}: {error}", err=True)
+    fail_on_failed_cells(s.failed, s.done + len(s.failed))

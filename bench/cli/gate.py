@@ -24,7 +24,7 @@ def _gate_flags(command):
         [
             click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10."),
             click.option("--preset", default="quick", show_default=True, help="The preset whose cells are compared."),
-            click.option("--seed", type=int, default=None, help="Seed (preset: 0)."),
+            click.option("--seed", type=click.IntRange(0), default=None, help="Seed (preset: 0)."),
             click.option("--device", default="cpu", show_default=True),
             click.option(
                 "--results",

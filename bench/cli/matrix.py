@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bench.cli.common import RegistryEpilog, check_device, split
+from bench.cli.common import RegistryEpilog, check_device, fail_on_failed_cells, split
 
 EPILOG_MATRIX = """
 \b
@@ -42,10 +42,12 @@ def _parse_samples(text: str | None) -> dict[str, int]:
     from bench.attacks import ATTACKS
     from bench.errors import ConfigError
 
-    if not text:
+    if text is None:
         return {}
     out: dict[str, int] = {}
     for part in text.split(","):
+        if not part.strip():
+            raise ConfigError(f"--n-samples {text!r}: expected N or attack=N pairs, e.g. 500 or cw_l2=50,pgd=1000.")
         name, sep, number = part.partition("=")
         if not sep:
             name, number = "*", name
@@ -67,10 +69,12 @@ def _parse_samples(text: str | None) -> dict[str, int]:
 @click.option("--attacks", multiple=True, help="Comma-separated attack names (default: all of the preset's).")
 @click.option("--settings", multiple=True, help="Comma-separated threat settings (default: all).")
 @click.option("--n-samples", default=None, help="Images per cell: N, or attack=N pairs (default: the preset's).")
-@click.option("--seed", type=int, default=None, help="Seeds the images, targets and random starts (preset: 0).")
+@click.option(
+    "--seed", type=click.IntRange(0), default=None, help="Seeds the images, targets and random starts (preset: 0)."
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("--transfer-matrix", is_flag=True, help="Transfer between every source and target model.")
-@click.option("--batch-size", type=int, default=128, show_default=True, help="Attack batch size.")
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Attack batch size.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its estimated cost; run nothing.")
 @click.option(
     "--out",
@@ -129,6 +133,7 @@ def matrix(
     summary, _ = execute(plan, options, out)
     dataset = plan.dataset
     click.echo(_summary_text(summary, write_report(dataset, results_dir(out), reports_dir, out)))
+    fail_on_failed_cells(summary.failed, summary.done + len(summary.failed))
 
 
 @click.command()

@@ -39,9 +39,11 @@ def _model_lines() -> str:
 @click.option("--model", "models", multiple=True, required=True, help="Model name, repeatable, or 'all'.")
 @click.option("--arch", default="cnn", show_default=True, help="cnn (vu2018 Table I) or densenet (DenseNet-BC).")
 @click.option("--epochs", type=int, default=6, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate (cosine decay to 0).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the initialisation and batch order.")
+@click.option(
+    "--seed", type=click.IntRange(0), default=0, show_default=True, help="Seeds the initialisation and batch order."
+)
 @click.option("--n-train", type=int, default=None, help="Train on a seeded subset of this many images (quick runs).")
 @click.option("--pgd-at", is_flag=True, help="PGD adversarial training (Madry et al.) as in vu2018.")
 @click.option("--pgd-eps", type=float, default=0.3, show_default=True, help="L-inf radius of the training attack.")
@@ -106,6 +108,7 @@ def train(
     from models.store import ModelStore
     from models.zoo import obtain
 
+    _check_pgd_options(pgd_at)
     names = built_in_kinds() if any(m.lower() == "all" for m in models) else list(models)
     adversarial = AdversarialTraining(pgd_eps, pgd_step, pgd_iter) if pgd_at else None
     config = TrainConfig(
@@ -131,6 +134,22 @@ def train(
             [spec.name, f"{100 * m['clean_accuracy']:.2f}%", m["n_test"], f"{m['train_seconds']:.0f}", m["key"]]
         )
     click.echo(tabulate(rows, headers=["model", "clean accuracy", "test images", "train s", "store key"]))
+
+
+def _check_pgd_options(pgd_at: bool) -> None:
+    """--pgd-eps, --pgd-step and --pgd-iter describe PGD adversarial training: given without --pgd-at they would
+    be ignored, and the model trained plainly."""
+    from click.core import ParameterSource
+
+    from bench.errors import ConfigError
+
+    ctx = click.get_current_context()
+    given = [f"--{n.replace('_', '-')}" for n in ("pgd_eps", "pgd_step", "pgd_iter")
+             if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]  # fmt: skip
+    if given and not pgd_at:
+        raise ConfigError(
+            f"{', '.join(given)} set PGD adversarial training, which is off; add --pgd-at, or leave them out."
+        )
 
 
 @click.command(name="models")

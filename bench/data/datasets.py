@@ -73,6 +73,8 @@ def draw_indices(total: int, n_samples: int, seed: int) -> np.ndarray:
     """The first ``n_samples`` of a seeded permutation of ``range(total)``, sorted. Draws are nested as sets
     (a smaller draw is part of a larger one with the same seed), but sorting means not as prefixes: align
     per-image results of two draws by these indices, never by position."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:  # PCG64 would fail late
+        raise ConfigError(f"seed={seed!r} is not a seed of the image draw; expected a whole number >= 0.")
     rng = np.random.Generator(np.random.PCG64(seed))
     return np.sort(rng.permutation(total)[: min(n_samples, total)])
 
@@ -90,6 +92,7 @@ class DatasetInfo:
     how_to_get: str
     load_split: Callable[[Path, bool, bool], tuple[np.ndarray, np.ndarray]]
     """(folder of the files, or of the download, train?, download?) -> (uint8 images NHWC or NHW, labels)"""
+    n_test: int = 10000  # images in the test split: the most a cell can run on
 
 
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
@@ -120,9 +123,12 @@ def load(name: str, split: str = "test", data_dir: str | Path | None = None, dow
     else:
         try:
             images, labels = info.load_split(folder, split == "train", False)
+        except DatasetError:
+            raise  # already names the file
         except Exception as exc:
             raise DatasetError(
-                f"the {info.name} files in {folder} could not be read ({exc}); they look corrupt or truncated. "
+                f"the {info.name} files in {folder} could not be read ({type(exc).__name__}: {exc}); "
+                "they look corrupt or truncated. "
                 f"Expected: {', '.join(info.files)}. {info.how_to_get}"
             ) from exc
     return _to_split(images, labels, info)
@@ -173,10 +179,32 @@ def _idx_loader(tv_class: type[tvd.MNIST]) -> Callable[[Path, bool, bool], tuple
             raw = root / tv_class.__name__ / "raw"
             for name, source in zip(IDX_FILES, sources, strict=True):
                 _stage(source, raw / name)
+                _check_idx(raw / name, source, dims=1 if "labels" in name else 3)
         ds = tv_class(root=str(root), train=train, download=download)
         return ds.data.numpy(), ds.targets.numpy()
 
     return load_split
+
+
+def _check_idx(staged: Path, source: Path | None, dims: int) -> None:
+    """An IDX file's header and length, so that a truncated or foreign file is named (torchvision's own errors
+    name neither the file nor the problem)."""
+    header = 4 + 4 * dims
+    with open(staged, "rb") as f:
+        data = f.read(header)
+    size = staged.stat().st_size
+    if len(data) < header or data[:2] != b"\0\0" or data[2] != 0x08 or data[3] != dims:
+        raise DatasetError(
+            f"{source} is not an IDX file of unsigned bytes with {dims} dimension(s) (its first bytes are "
+            f"{data[:4].hex() or 'missing'}; expected 000008{dims:02x}); it looks corrupt or is another file."
+        )
+    sizes = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims)]
+    expected = header + int(np.prod(sizes))
+    if size != expected:
+        raise DatasetError(
+            f"{source} holds {size} bytes; its header ({' x '.join(map(str, sizes))}) promises {expected}: "
+            "it is truncated or corrupt."
+        )
 
 
 def _stamp(sources: list[Path | None]) -> str:
@@ -192,8 +220,14 @@ def _stage(source: Path | None, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     opener = gzip.open if source.suffix == ".gz" else open
-    with opener(source, "rb") as src, open(tmp, "wb") as dst:
-        shutil.copyfileobj(src, dst)
+    try:
+        with opener(source, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    except (OSError, EOFError) as exc:  # a damaged gzip stream: name the file
+        tmp.unlink(missing_ok=True)
+        raise DatasetError(
+            f"{source} cannot be read ({type(exc).__name__}: {exc}); it looks corrupt or truncated."
+        ) from exc
     os.replace(tmp, target)
 
 

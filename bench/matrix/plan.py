@@ -247,6 +247,7 @@ def make_plan(options: MatrixOptions) -> Plan:
         transfer_matrix=options.transfer_matrix,
     )
     _check_views(cells, specs)
+    _check_sizes(cells, preset)
     if not cells and not diagnostics.wanted(attacks, settings):  # a run of nothing would pass for a finished one
         raise ConfigError(
             f"the plan has no cells: preset {preset.name!r} with models {', '.join(specs)}, attacks "
@@ -254,6 +255,26 @@ def make_plan(options: MatrixOptions) -> Plan:
             f"(a transfer cell needs a model besides its source {preset.transfer_source!r}); widen the selection."
         )
     return Plan(preset, specs, cells)
+
+
+def _check_sizes(cells: list[Cell], preset: Preset) -> None:
+    """A cell of more images than the test split holds would run on the whole split while its stored
+    configuration says more: refused, naming the count and the most there is."""
+    from bench.data.datasets import dataset_info
+
+    for cell in cells:
+        limit = dataset_info(cell.dataset).n_test
+        if cell.n_samples > limit:
+            raise ConfigError(
+                f"cell {cell.name} asks for {cell.n_samples} images (--n-samples or the preset's [samples]); the "
+                f"{cell.dataset} test split holds {limit}: expected 1..{limit}."
+            )
+    limit = dataset_info(cells[0].dataset).n_test if cells else None
+    if limit and preset.diagnostic_samples > limit:
+        raise ConfigError(
+            f"preset {preset.name!r}: diagnostic_samples = {preset.diagnostic_samples}; the {cells[0].dataset} "
+            f"test split holds {limit}: expected 1..{limit}."
+        )
 
 
 def _check_model_names(preset: Preset, options: MatrixOptions, specs: dict) -> None:
