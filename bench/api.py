@@ -50,6 +50,10 @@ def _options(dataset: str, preset: str, plugins: Iterable[str], **kwargs: Any) -
     for name in ("models", "attacks", "settings"):
         kwargs[name] = _names(kwargs.get(name))
     kwargs["n_samples"] = dict(kwargs.get("n_samples") or {})
+    if "cluster" in kwargs or "scheduler" in kwargs:  # the Dask executor, as --cluster / --scheduler
+        from bench.matrix.cluster import DaskSettings
+
+        kwargs["dask"] = DaskSettings(scheduler=kwargs.pop("scheduler", None), cluster=kwargs.pop("cluster", None))
     return MatrixOptions(dataset=DATASETS.canonical(dataset), preset=str(preset), **kwargs)
 
 
@@ -67,7 +71,8 @@ def run_matrix(
 
     ``options`` are ``bench.matrix.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
     n_samples ({attack: images}), seed, device, transfer_matrix, batch_size, data_dir, codebook_key, progress,
-    external (networks of your own; see ``evaluate``).
+    external (networks of your own; see ``evaluate``); and ``cluster="local:N"`` or ``scheduler="tcp://host:8786"``
+    to run the craft groups as Dask tasks (``bench.matrix.dask_run``), with the same records.
     """
     from bench.matrix.execute import execute
     from bench.reports.dataset import write_report

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tabulate import tabulate
@@ -12,6 +15,8 @@ from bench.matrix.runner import MatrixRunner, RunSummary
 from bench.paths import results_dir
 from bench.results import diagnostics
 from bench.results.store import ResultsStore
+
+log = logging.getLogger(__name__)
 
 
 def results_store(out: Path | None) -> ResultsStore:
@@ -64,9 +69,32 @@ def execute(plan: Plan, options: MatrixOptions, out: Path | None) -> tuple[RunSu
 
     folder = results_dir(out)
     store = ResultsStore(folder / "results.sqlite")
-    summary = MatrixRunner(options, store, folder).run(plan)
+    if options.dask is None:
+        summary = MatrixRunner(options, store, folder).run(plan)
+    else:
+        with dask_client(options) as client:
+            summary = MatrixRunner(options, store, folder).run(plan, client)
     store_worst_cases(store, plan.dataset)
     return summary, store
+
+
+@contextmanager
+def dask_client(options: MatrixOptions) -> Iterator:
+    """A ``distributed.Client`` on the scheduler or cluster of ``options.dask``; a cluster started here is closed."""
+    from distributed import Client
+
+    from bench.matrix.cluster import start_cluster
+
+    settings = options.dask
+    cluster = start_cluster(settings, options.device)
+    client = Client(cluster if cluster is not None else settings.scheduler)
+    log.info("Dask dashboard: %s", client.dashboard_link)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def reprice(dataset: str, store: ResultsStore, batch_size: int = 128) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 from bench.attacks import ATTACKS
 from bench.errors import ConfigError
+from bench.matrix.cluster import DaskSettings
 from bench.matrix.preset import Preset, load_preset
 from bench.matrix.settings import TARGETED_SETTINGS
 from bench.results import diagnostics
@@ -194,6 +195,7 @@ class MatrixOptions:
     codebook_key: str | None = None
     progress: bool = True
     external: tuple[ExternalModel, ...] = ()  # networks of your own, evaluated beside (or instead of) the zoo
+    dask: DaskSettings | None = None  # run the groups as Dask tasks there (bench.matrix.dask_run); None: here, in turn
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,8 +16,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from bench.matrix.group_run import run_group
-from bench.matrix.groups import craft_groups
-from bench.matrix.plan import MatrixOptions, Plan
+from bench.matrix.groups import CraftGroup, craft_groups
+from bench.matrix.plan import Cell, MatrixOptions, Plan
 from bench.matrix.workbench import Workbench
 from bench.results import diagnostics
 from bench.results.store import Record, ResultsStore, encode_indices
@@ -43,7 +44,9 @@ class MatrixRunner:
         self.out_dir = out_dir
         self.bench: Workbench | None = None
 
-    def run(self, plan: Plan) -> RunSummary:
+    def run(self, plan: Plan, client=None) -> RunSummary:
+        """Every unfinished cell of ``plan``, here in turn, or as Dask tasks through ``client`` (a
+        ``distributed.Client``), then the gradient-health cells here."""
         summary = RunSummary()
         self.bench = Workbench(self.options, plan.specs, self.out_dir, self.model_store)
         renamed = self.results.rename({c.hash: c.name for c in plan.cells})  # names follow the code
@@ -54,22 +57,26 @@ class MatrixRunner:
         summary.skipped = len(plan.cells) - len(todo)
         if summary.skipped:
             log.info("%d of %d cells already finished; skipping them", summary.skipped, len(plan.cells))
-        needed = {c.model for c in todo} | {c.source for c in todo if c.source}
-        for label in sorted(needed):  # train what is missing before any attack
-            self.bench.estimator(plan.specs[label])
-        bar = tqdm(total=len(todo), desc="matrix", disable=not self.options.progress, unit="cell")
         unfinished = {c.hash for c in todo}
-        for group in craft_groups(todo):
-            bar.set_postfix_str(group.describe()[-70:])
-            cells = [c for c in group.cells if c.hash in unfinished]
-            for cell, record in run_group(group, cells, self.bench.group_inputs(group)):
-                self.results.put(record)  # stored at once: a run killed mid-group keeps its finished cells
-                if record.status == "ok":
-                    summary.done += 1
-                else:
-                    log.error("cell %s failed: %s", cell.name, record.error.splitlines()[0])
-                    summary.failed.append((cell.name, record.error.splitlines()[0]))
-                bar.update(1)
+        groups = craft_groups(todo)
+        if client is None:
+            needed = {c.model for c in todo} | {c.source for c in todo if c.source}
+            for label in sorted(needed):  # train what is missing before any attack
+                self.bench.estimator(plan.specs[label])
+            pairs = _records_here(groups, unfinished, self.bench)
+        else:
+            from bench.matrix.dask_run import records_on_dask
+
+            pairs = records_on_dask(client, plan, groups, unfinished, self.options, self.out_dir)
+        bar = tqdm(total=len(todo), desc="matrix", disable=not self.options.progress, unit="cell")
+        for cell, record in pairs:
+            self.results.put(record)  # stored at once: a run killed mid-group keeps its finished cells
+            if record.status == "ok":
+                summary.done += 1
+            else:
+                log.error("cell %s failed: %s", cell.name, record.error.splitlines()[0])
+                summary.failed.append((cell.name, record.error.splitlines()[0]))
+            bar.update(1)
         bar.close()
         if diagnostics.wanted(self.options.attacks, self.options.settings):
             self._run_diagnostics(plan, summary)
@@ -111,3 +118,10 @@ class MatrixRunner:
                     )
                 )
                 summary.diagnostics += 1
+
+
+def _records_here(groups: list[CraftGroup], unfinished: set[str], bench: Workbench) -> Iterator[tuple[Cell, Record]]:
+    """The serial executor: each group in turn, in this process."""
+    for group in groups:
+        cells = [c for c in group.cells if c.hash in unfinished]
+        yield from run_group(group, cells, bench.group_inputs(group))

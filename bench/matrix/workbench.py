@@ -35,6 +35,10 @@ class Workbench:
         self._test: datasets.Split | None = None
         self._specs = specs
 
+    def add_specs(self, specs: dict) -> None:
+        """More models (label -> spec) this process may be asked for: a worker learns them group by group."""
+        self._specs.update(specs)
+
     def estimator(self, spec: ModelSpec | ExternalModel) -> BenchClassifier:
         key = spec.key()
         if key not in self._estimators and isinstance(spec, ExternalModel):
@@ -61,7 +65,7 @@ class Workbench:
             samples=self.sample_set(first.n_samples, first.seed),
             crafter=self.crafter,
             prices=self._prices,
-            identity=self._identity,
+            identity=self.identity,
             device=self.options.device,
         )
 
@@ -82,7 +86,7 @@ class Workbench:
             self._samples[(n, seed)] = sample_set(self._test, n, seed)
         return self._samples[(n, seed)]
 
-    def _identity(self, cell: Cell) -> dict:
+    def identity(self, cell: Cell) -> dict:
         return {
             "cell_hash": cell.hash,
             "name": cell.name,

@@ -1,0 +1,94 @@
+"""The matrix on a real Dask cluster of worker processes: the same records as the serial runner, even when a worker
+is killed in the middle of a group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+
+import bench
+from bench.results.store import read_records
+from tests.conftest import preset_text
+
+distributed = pytest.importorskip("distributed")
+
+PRESET = preset_text(
+    "tiny-dask",
+    ["O:SOFTMAX:CE", "R:TANH:MSE"],
+    {"fgsm": 40, "pgd": 40, "cw_l2": 10},
+    [
+        {"setting": "whitebox_untargeted", "attack": "fgsm", "sweep": {"eps": [0.1, 0.3]}},
+        {"setting": "whitebox_untargeted", "attack": "pgd", "sweep": {"eps": [0.1, 0.2]}},
+        {"setting": "whitebox_targeted", "attack": "pgd", "sweep": {"eps": [0.3]}},
+        {"setting": "transfer", "attack": "pgd", "sweep": {"eps": [0.2]}},
+        {"setting": "whitebox_untargeted", "attack": "cw_l2", "sweep": {"c": [0.1, 1.0]}},
+    ],
+    transfer_source="O:SOFTMAX:CE",
+    params={"pgd": {"max_iter": 30, "eps_step": 0.02}, "cw_l2": {"binary_search_steps": 2, "max_iter": 50}},
+)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as local:
+        yield local
+
+
+@pytest.fixture()
+def preset(tmp_path, tiny_models):  # tiny_models: the same two models, already in the store
+    path = tmp_path / "tiny-dask.toml"
+    path.write_text(PRESET)
+    return path
+
+
+def outcomes(folder) -> dict:
+    """Per cell: what each image did, and its images (timings and provenance aside)."""
+    return {r.name: (r.status, r.hits, r.n, r.per_example, r.image_indices) for r in read_records(folder)}
+
+
+def test_dask_gives_the_serial_records(preset, tmp_path, cluster):
+    serial = bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)
+    on_dask = bench.run_matrix(
+        "mnist", preset, out=tmp_path / "dask", progress=False, scheduler=cluster.scheduler_address
+    )
+    assert on_dask.summary.done == serial.summary.done > 10 and not on_dask.summary.failed
+    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+
+
+def test_a_worker_killed_mid_group_still_gives_the_serial_records(preset, tmp_path, cluster):
+    from distributed import Client
+
+    bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)
+    done = {}
+    run = threading.Thread(
+        target=lambda: done.update(
+            run=bench.run_matrix(
+                "mnist", preset, out=tmp_path / "dask", progress=False, scheduler=cluster.scheduler_address
+            )
+        )
+    )
+    run.start()
+    with Client(cluster.scheduler_address) as client:
+        victim = _busy_worker(client)
+        pid = client.run(os.getpid, workers=[victim])[victim]
+        os.kill(pid, signal.SIGKILL)  # its nanny starts a fresh worker; the scheduler reschedules the task
+    run.join(timeout=600)
+    assert not run.is_alive() and not done["run"].summary.failed
+    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+
+
+def _busy_worker(client, timeout: float = 120.0) -> str:
+    """The address of a worker running a craft-group task."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for worker, keys in client.processing().items():
+            if any(str(k).startswith("group-") for k in keys):
+                return worker
+        time.sleep(0.05)
+    raise AssertionError("no craft-group task started within the timeout")
