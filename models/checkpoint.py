@@ -76,8 +76,9 @@ def replace_folder(final: Path, write: Callable[[Path], None]) -> Path:
     so a kill at any moment leaves either the old folder or the new one whole (the model store and training
     checkpoints both write this way)."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(final)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
-    old = final.with_name(f".{final.name}.old")
+    old = _old(final)
     try:
         write(tmp)
         for f in tmp.iterdir():
@@ -92,6 +93,23 @@ def replace_folder(final: Path, write: Callable[[Path], None]) -> Path:
     return final
 
 
+def _old(final: Path) -> Path:
+    return final.with_name(f".{final.name}.old")
+
+
+def recover_folder(final: Path) -> None:
+    """Undo what a kill inside ``replace_folder`` left: ``final`` only ever appears whole (by a rename), so with it
+    in place a leftover ``.<name>.old`` is stale and removed; without it, the old folder is the last whole one and
+    goes back. A leftover .old otherwise blocked every later swap (``Directory not empty``)."""
+    old = _old(final)
+    if not old.exists():
+        return
+    if final.exists():
+        shutil.rmtree(old)
+    else:
+        os.replace(old, final)
+
+
 def load(
     folder: Path,
     key: str,
@@ -100,6 +118,7 @@ def load(
     generator: torch.Generator,
 ) -> tuple[torch.Tensor, Progress] | None:
     """Restore a checkpoint of the training ``key`` in place; None when there is none to resume."""
+    recover_folder(folder)
     if not (folder / STATE).is_file():
         return None
     try:

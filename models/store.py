@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from bench.errors import StoreError
 from bench.paths import bench_home
 from bench.provenance import git_commit, machine, versions
-from models.checkpoint import replace_folder
+from models.checkpoint import recover_folder, replace_folder
 from models.codebook import fingerprint
 from models.network import Network, build_network
 from models.spec import ModelSpec
@@ -52,6 +52,7 @@ class ModelStore:
         return self.root / f".training-{spec.key()}"
 
     def has(self, spec: ModelSpec) -> bool:
+        recover_folder(self.path(spec))  # a save killed between its two renames left the model as .<key>.old
         return (self.path(spec) / META).is_file()
 
     def save(
@@ -86,6 +87,7 @@ class ModelStore:
 
     def load(self, spec: ModelSpec) -> StoredModel:
         folder = self.path(spec)
+        recover_folder(folder)
         meta = self.read_meta(folder)
         if meta["spec"] != spec.to_dict():
             raise StoreError(
@@ -98,6 +100,12 @@ class ModelStore:
             network.load_state_dict(state, strict=True)
         except Exception as exc:  # a safetensors or shape error: name the file, say what to do
             raise StoreError(f"checkpoint {folder / WEIGHTS} is unreadable or does not fit {spec.name}: {exc}") from exc
+        broken = [k for k, v in state.items() if v.is_floating_point() and not bool(v.isfinite().all())]
+        if broken:  # a diverged or damaged model would be attacked at chance accuracy, with no warning
+            raise StoreError(
+                f"checkpoint {folder / WEIGHTS} holds NaN or infinite weights ({', '.join(broken[:3])}); expected "
+                f"finite weights. Retrain it with `bench train ... --force`."
+            )
         codebook = getattr(network.head, "codebook", None)
         if codebook is not None and fingerprint(codebook) != spec.codebook:
             raise StoreError(f"checkpoint {folder} holds a codebook that does not match its configuration.")
@@ -111,8 +119,13 @@ class ModelStore:
             raise StoreError(f"no model at {folder}; train it with `bench train`.") from None
         except json.JSONDecodeError as exc:
             raise StoreError(f"{folder / META} is not valid JSON ({exc}); delete the folder and retrain.") from exc
+        if not isinstance(meta, dict):
+            raise StoreError(f"{folder / META} holds a JSON {type(meta).__name__}; expected an object. Retrain it.")
         if meta.get("format") != FORMAT_VERSION:
             raise StoreError(f"{folder / META} has store format {meta.get('format')}; expected {FORMAT_VERSION}.")
+        problem = _meta_problem(meta)
+        if problem:
+            raise StoreError(f"{folder / META} has {problem}; delete the folder and retrain (`bench train --force`).")
         return meta
 
     def list(self) -> list[dict[str, Any]]:
@@ -126,3 +139,33 @@ class ModelStore:
             except StoreError as exc:
                 log.warning("skipping a store entry: %s", exc)
         return sorted(metas, key=lambda m: m["name"])
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+# what loads, `bench models` and reports/models.md read
+REQUIRED_META = ("key", "name", "spec", "input_shape", "n_classes", "clean_accuracy", "n_test", "train_seconds")
+REQUIRED_META += ("device", "machine", "versions", "commit")
+
+
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What a meta.json lacks or holds of the wrong kind (the fields that loads, listings and reports read)."""
+    for key in REQUIRED_META:
+        if key not in meta:
+            return f"no {key!r}"
+    shape = meta["input_shape"]
+    if not isinstance(shape, list) or not shape or not all(_positive_int(d) for d in shape):
+        return f"input_shape = {shape!r}; expected a list of positive whole numbers, e.g. [1, 28, 28]"
+    if not _positive_int(meta["n_classes"]) or meta["n_classes"] < 2:
+        return f"n_classes = {meta['n_classes']!r}; expected a whole number >= 2"
+    accuracy = meta["clean_accuracy"]
+    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0 <= accuracy <= 1:
+        return f"clean_accuracy = {accuracy!r}; expected a number in [0, 1]"
+    if not _positive_int(meta["n_test"]) or isinstance(meta["train_seconds"], (bool, str)):
+        return f"n_test = {meta['n_test']!r}, train_seconds = {meta['train_seconds']!r}; expected numbers"
+    spec = meta["spec"]
+    if not isinstance(spec, dict) or not {"dataset", "arch", "train"} <= set(spec) or not isinstance(meta["name"], str):
+        return f"spec = {str(spec)[:40]!r}; expected the model's configuration (dataset, arch, train, ...)"
+    return None

@@ -68,6 +68,13 @@ def check(dataset, preset, seed, device, results, run_dir, progress, baseline, t
 
     base = read_baseline(baseline)  # a malformed baseline is refused before any work
     options = _gate_options(dataset, preset, seed, device, progress)
+    if base["dataset"] != options.dataset:  # every cell would read "missing" instead
+        from bench.errors import ConfigError
+
+        raise ConfigError(
+            f"baseline {baseline} is of dataset {base['dataset']!r}; this check is of {options.dataset!r}: expected "
+            f"a baseline of {options.dataset!r} (or --dataset {base['dataset']})."
+        )
     outcome = compare(
         base, plan_records(options, results or run_dir, run=results is None), tolerance=tolerance, strict=strict
     )

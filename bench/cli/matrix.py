@@ -127,6 +127,7 @@ def matrix(
         progress=progress,
     )
     plan = make_plan(options)
+    _check_store(results_dir(out))
     click.echo(describe_plan(plan, options, estimate=dry_run, out=out))
     if dry_run:
         return
@@ -160,8 +161,34 @@ def report(dataset, out, reports_dir, reprice) -> None:
         from bench.matrix.execute import results_store
 
         click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
+    _check_has_cells(dataset, results_dir(out))
     path = write_report(dataset, results_dir(out), reports_dir, out)
     click.echo(f"wrote {path}")
+
+
+def _check_store(folder: Path) -> None:
+    """A damaged results store (or --out naming a file) is refused before the plan is described or run, not
+    after its cells; read without writing, so a dry run leaves it as it was."""
+    from bench.errors import StoreError
+    from bench.results.store import read_records
+
+    if folder.exists() and not folder.is_dir():
+        raise StoreError(f"--out {folder} is a file; expected a results folder (it holds results.sqlite).")
+    if (folder / "results.sqlite").exists():
+        read_records(folder)
+
+
+def _check_has_cells(dataset: str, results: Path) -> None:
+    """A report of no cells would look like a finished one: refused, naming the store and what it holds."""
+    from bench.errors import StoreError
+    from bench.results.store import read_records
+
+    if not read_records(results, dataset=dataset):
+        held = sorted({r.dataset for r in read_records(results)})
+        raise StoreError(
+            f"results store {results} holds no cells of dataset {dataset!r} (it holds: {', '.join(held) or 'none'}); "
+            f"run `bench matrix --dataset {dataset} --out {results}` first."
+        )
 
 
 def _summary_text(summary, report: Path) -> str:

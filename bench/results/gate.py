@@ -179,7 +179,26 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
         bad = [k for k in ("rate", "n", "hits", "ci_low", "ci_high") if not _is_number(cell[k])]
         if bad:
             raise ConfigError(f"baseline {path}: cell {name!r} has non-numeric {bad}; expected numbers; {regen}.")
+        problem = _cell_problem(cell)
+        if problem:
+            raise ConfigError(f"baseline {path}: cell {name!r} has {problem}; {regen}.")
     return data
+
+
+def _cell_problem(cell: dict[str, Any]) -> str | None:
+    """What is impossible about a baseline cell's numbers (a rate above 1, more hits than images), else None: an
+    impossible baseline would pass or fail the gate for no reason."""
+    n, hits = cell["n"], cell["hits"]
+    if not isinstance(n, int) or n < 1:
+        return f"n = {n!r}; expected a whole number of images >= 1"
+    if not isinstance(hits, int) or not 0 <= hits <= n:
+        return f"hits = {hits!r}; expected a whole number in [0, n = {n}]"
+    for key in ("rate", "ci_low", "ci_high"):
+        if not 0 <= cell[key] <= 1:
+            return f"{key} = {cell[key]!r}; expected a rate in [0, 1]"
+    if not cell["ci_low"] <= cell["rate"] <= cell["ci_high"]:
+        return f"rate {cell['rate']!r} outside its interval [{cell['ci_low']!r}, {cell['ci_high']!r}]; expected inside"
+    return None
 
 
 @dataclass(frozen=True)

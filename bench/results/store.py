@@ -127,7 +127,16 @@ ADDED_COLUMNS = {"image_indices": "BLOB", "best_pass_seconds": "REAL"}
 class ResultsStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            raise StoreError(f"results store {self.path} is a folder; expected an SQLite file (or nothing there yet).")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # --out names a file, or a place that cannot be written
+            raise StoreError(
+                f"results folder {self.path.parent} cannot be created ({exc}); expected a folder."
+            ) from exc
+        if self.path.is_file() and self.path.stat().st_size and not _is_sqlite(self.path):
+            raise StoreError(f"{self.path} is not an SQLite file; {_EXPECTED}. Move it away or use another --out.")
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS})")
@@ -138,17 +147,23 @@ class ResultsStore:
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
-        if int(found) != SCHEMA_VERSION:
-            raise RuntimeError(f"results store {self.path} has schema {found}; this bench writes {SCHEMA_VERSION}.")
+        if found != str(SCHEMA_VERSION):
+            raise StoreError(
+                f"results store {self.path} has schema version {found}; this bench writes version {SCHEMA_VERSION}: "
+                "use another --out, or the bench that wrote it."
+            )
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30)
         try:
-            with db:  # one transaction: committed on success, rolled back on error
-                yield db
-        finally:
-            db.close()
+            db = sqlite3.connect(self.path, timeout=30)
+            try:
+                with db:  # one transaction: committed on success, rolled back on error
+                    yield db
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as exc:  # a damaged, truncated or foreign file: name it
+            raise StoreError(f"results store {self.path} cannot be used: {exc}; {_EXPECTED}.") from exc
 
     def put(self, record: Record) -> None:
         with self._connect() as db:
@@ -175,10 +190,10 @@ class ResultsStore:
 
     def records(self, **where: Any) -> list[Record]:
         with self._connect() as db:
-            return _select(db, where)
+            return _select(db, where, self.path)
 
 
-def _select(db: sqlite3.Connection, where: dict[str, Any]) -> list[Record]:
+def _select(db: sqlite3.Connection, where: dict[str, Any], source: Path) -> list[Record]:
     """The records matching ``where`` (column = value, all of them), by name."""
     clauses = " AND ".join(f"{k} = :{k}" for k in where) or "1"
     db.row_factory = sqlite3.Row
@@ -186,10 +201,51 @@ def _select(db: sqlite3.Connection, where: dict[str, Any]) -> list[Record]:
     out = []
     for row in rows:
         data = dict(row)
-        data["config"] = json.loads(data["config"])
-        data["versions"] = json.loads(data["versions"])
+        for column in ("config", "versions"):
+            try:
+                data[column] = json.loads(data[column])
+            except (TypeError, json.JSONDecodeError):
+                data[column] = None
+            if not isinstance(data[column], dict):
+                raise StoreError(
+                    f"results store {source}: cell {data['name']!r} has {column} = {_short(row[column])}; expected "
+                    "a JSON object. The row is damaged: delete it (or the store) and rerun the cell."
+                )
+        _check_numbers(data, source)
         out.append(Record(**data))
     return out
+
+
+RATES = ("rate", "ci_low", "ci_high", "clean_accuracy")
+
+
+def _check_numbers(row: dict[str, Any], source: Path) -> None:
+    """A stored rate is a number in [0, 1] and a count a whole number, hits at most n: a damaged row is named here
+    rather than failing (or passing) in a report or the gate."""
+    for column in RATES:
+        value = row[column]
+        if value is not None and (isinstance(value, (str, bytes)) or not 0 <= value <= 1):
+            raise StoreError(
+                f"results store {source}: cell {row['name']!r} has {column} = {_short(value)}; expected a number in "
+                "[0, 1]. The row is damaged: delete it (or the store) and rerun the cell."
+            )
+    for column in ("n", "hits"):
+        value = row[column]
+        if value is not None and (not isinstance(value, int) or value < 0):
+            raise StoreError(
+                f"results store {source}: cell {row['name']!r} has {column} = {_short(value)}; expected a whole "
+                "number >= 0. The row is damaged: delete it (or the store) and rerun the cell."
+            )
+    if row["n"] is not None and row["hits"] is not None and row["hits"] > row["n"]:
+        raise StoreError(
+            f"results store {source}: cell {row['name']!r} has hits = {row['hits']} above n = {row['n']}; expected "
+            "0 <= hits <= n. The row is damaged: delete it (or the store) and rerun the cell."
+        )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _insert(db: sqlite3.Connection, record: Record) -> None:
@@ -217,10 +273,14 @@ def store_file(path: str | Path) -> Path:
         return path / STORE_FILE
     if not path.exists():
         raise StoreError(f"results store {path} does not exist; {_EXPECTED}.")
-    with open(path, "rb") as f:
-        if f.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
-            raise StoreError(f"{path} is not an SQLite file; {_EXPECTED}.")
+    if not _is_sqlite(path):
+        raise StoreError(f"{path} is not an SQLite file; {_EXPECTED}.")
     return path
+
+
+def _is_sqlite(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
 
 
 def read_records(path: str | Path, **where: Any) -> list[Record]:
@@ -252,6 +312,6 @@ def _read(file: Path, mode: str, where: dict[str, Any]) -> list[Record]:
                 raise StoreError(
                     f"results store {file} has schema version {version}; this bench reads version {SCHEMA_VERSION}."
                 )
-            return _select(db, where)
+            return _select(db, where, file)
     except sqlite3.DatabaseError as exc:  # a damaged file, or a column this Record does not know
         raise StoreError(f"results store {file} cannot be read: {exc}; {_EXPECTED}.") from exc

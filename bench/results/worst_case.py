@@ -95,6 +95,10 @@ def _combine(dataset: str, model_key: str, eps: float, members: list[Record], in
     components = [m.name for m in members]
     digest = hashlib.sha256("|".join(m.cell_hash for m in members).encode()).hexdigest()[:16]
     first = members[0]
+    # the images are the smallest member's (sets with one seed are nested): its clean accuracy is theirs, while
+    # a larger member's was measured on more images
+    smallest = [m for m in members if m.n == n]
+    clean = next((m.clean_accuracy for m in smallest if m.clean_accuracy is not None), None)
     # which attack is the strongest on its own, on the shared images: the report names it
     alone = {name: int(outcome.sum()) for name, outcome in outcomes.items()}
     return Record(
@@ -115,10 +119,10 @@ def _combine(dataset: str, model_key: str, eps: float, members: list[Record], in
         ci_high=high,
         n=n,
         hits=hits,
-        clean_accuracy=first.clean_accuracy,
+        clean_accuracy=clean,
         seconds=sum(m.seconds or 0.0 for m in members),
         per_example=np.packbits(robust).tobytes(),
-        image_indices=encode_indices(indices(min(members, key=lambda m: m.n))),
+        image_indices=encode_indices(indices(smallest[0])),
         seed=first.seed,
         device=first.device,
         commit_id=first.commit_id,
