@@ -11,8 +11,9 @@ from bench.matrix.craft import Crafter, sample_set
 from bench.matrix.group_run import GroupInputs, run_group
 from bench.matrix.groups import craft_groups
 from bench.matrix.passes import Prices
-from bench.matrix.plan import Cell, expand
+from bench.matrix.plan import Cell, MatrixOptions, expand
 from bench.matrix.preset import load_preset
+from bench.matrix.workbench import Workbench
 from models.estimator import make_estimator
 
 CE = "O:SOFTMAX:CE"
@@ -113,35 +114,25 @@ def test_a_batched_sweep_agrees_with_its_cells_one_by_one(ce, images, tmp_path, 
             assert linf.max() <= cell.value + 1e-5
 
 
-def _inputs(ce, images, crafter):
+def _inputs(ce, images, crafter, spec):
     prices = Prices(ce.network, images.x.repeat(13, 1, 1, 1))
-    identity = lambda cell: {  # noqa: E731
-        "cell_hash": cell.hash,
-        "name": cell.name,
-        "dataset": cell.dataset,
-        "model": cell.model,
-        "model_key": cell.model_key,
-        "setting": cell.setting,
-        "source": None,
-        "attack": cell.attack,
-        "param": cell.param,
-        "value": cell.value,
-        "config": cell.config(),
-    }
+    identity = Workbench(MatrixOptions(dataset="mnist"), {CE: spec}, crafter.cache_dir).identity
     return GroupInputs({CE: ce}, images, crafter, lambda label: prices, identity)
 
 
 @pytest.mark.parametrize("attack", ["pgd", "cw_l2"])  # crafted one call per value, and in one call
-def test_a_group_cut_short_resumes_to_the_same_records(ce, images, tmp_path, attack):
+def test_a_group_cut_short_resumes_to_the_same_records(ce, images, tmp_path, attack, tiny_models):
+    spec = tiny_models[CE].spec
     fixed = {"max_iter": 5, "eps_step": 0.02} if attack == "pgd" else {"binary_search_steps": 1, "max_iter": 20}
     cells = sweep(attack, "whitebox_untargeted", "eps" if attack == "pgd" else "c", [0.1, 0.3, 1.0], 40, fixed)
     (group,) = craft_groups(cells)
-    whole = {c.hash: r for c, r in run_group(group, cells, _inputs(ce, images, Crafter(tmp_path / "whole")))}
+    whole = {c.hash: r for c, r in run_group(group, cells, _inputs(ce, images, Crafter(tmp_path / "whole"), spec))}
 
     crafter = Crafter(tmp_path / "cut")
-    first = next(run_group(group, cells, _inputs(ce, images, crafter)))  # the run is killed after one record
+    first = next(run_group(group, cells, _inputs(ce, images, crafter, spec)))  # the run is killed after one record
     rest = [c for c in cells if c.hash != first[0].hash]
-    resumed = {first[0].hash: first[1]} | {c.hash: r for c, r in run_group(group, rest, _inputs(ce, images, crafter))}
+    again = run_group(group, rest, _inputs(ce, images, crafter, spec))
+    resumed = {first[0].hash: first[1]} | {c.hash: r for c, r in again}
 
     assert set(resumed) == set(whole)
     for key, record in whole.items():
