@@ -178,3 +178,39 @@ def test_labels_outside_the_datasets_classes_are_refused_before_training(tmp_pat
     folder = _mnist_dir(tmp_path / "data", [0, 42])
     line = one_line(invoke("train", "--dataset", "mnist", "--model", "ce", "--data-dir", str(folder)))
     assert "the mnist training labels include [42], outside its 10 classes 0..9" in line
+
+
+BENCHMARK_JSONS = [
+    ("not JSON", "{", "is not valid JSON"),
+    ("a list", "[]", "has no machine_info object and benchmarks list"),
+    ("no stats", '{"machine_info": {}, "benchmarks": [{"name": "x"}]}', "benchmark 0 has no name or no positive"),
+    (
+        "a word for a median",
+        '{"machine_info": {}, "benchmarks": [{"name": "x", "stats": {"median": "a", "min": 1, "max": 1, '
+        '"rounds": 1}}]}',
+        "benchmark 0 has no name or no positive stats",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [b[1:] for b in BENCHMARK_JSONS], ids=[b[0] for b in BENCHMARK_JSONS])
+def test_a_malformed_benchmarks_json_is_refused_in_one_line(tmp_path, text, expected):
+    path = tmp_path / "b.json"
+    path.write_text(text)
+    out = tmp_path / "out.md"
+    line = one_line(invoke("benchmarks-report", "--json", str(path), "--out", str(out)))
+    assert expected in line and "b.json" in line and not out.exists()
+
+
+def test_a_run_with_failed_cells_exits_1_saying_how_many(tmp_path, monkeypatch):
+    """A run in which cells failed (a corrupt --data-dir, an unreadable cached example) wrote its report, but
+    exits 1 with the count: exit 0 passed for a finished run."""
+    from bench.matrix.runner import RunSummary
+
+    failed = RunSummary(done=1, failed=[("mnist/a", "DatasetError: x"), ("mnist/b", "StoreError: y")])
+    monkeypatch.setattr("bench.matrix.execute.execute", lambda plan, options, out: (failed, None))
+    monkeypatch.setattr("bench.reports.dataset.write_report", lambda *a: tmp_path / "report")
+    args = ["matrix", "--dataset", "mnist", "--models", "O:SOFTMAX:CE", "--attacks", "fgsm", "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "2 of 3 cells failed" in result.output and "FAILED mnist/a: DatasetError: x" in result.output

@@ -125,7 +125,36 @@ def benchmarks_report(json_path, out) -> None:
     """Write reports/benchmarks.md from the benchmark suite's JSON (loss_gradient and one batch per attack)."""
     from bench.reports.benchmarks import write_benchmarks_report
 
+    _check_benchmarks_json(json_path)
     click.echo(f"wrote {write_benchmarks_report(json_path, out)}")
+
+
+def _check_benchmarks_json(path: Path) -> None:
+    """The fields the report reads, so a malformed file is named in one line instead of a traceback (the report
+    itself only checks the two top-level keys)."""
+    import json
+
+    from bench.errors import ConfigError
+
+    if not path.is_file():
+        return  # the report names a missing file, and how to make it
+    expected = "expected the file that `pytest benchmarks --benchmark-only --benchmark-json=FILE` writes"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--json {path} is not valid JSON ({exc}); {expected}.") from None
+    runs = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(runs, list) or not isinstance(data.get("machine_info"), dict):
+        raise ConfigError(f"--json {path} has no machine_info object and benchmarks list; {expected}.")
+    for i, run in enumerate(runs):
+        stats = run.get("stats") if isinstance(run, dict) else None
+        numbers = isinstance(stats, dict) and all(
+            isinstance(stats.get(k), (int, float)) and stats[k] > 0 for k in ("median", "min", "max", "rounds")
+        )
+        if not numbers or not isinstance(run.get("name"), str):
+            raise ConfigError(
+                f"--json {path}: benchmark {i} has no name or no positive stats median, min, max, rounds; {expected}."
+            )
 
 
 EPILOG_COMPARE = """\b
