@@ -114,7 +114,7 @@ class Crafter:
                 estimator.loss_gradient(samples.x[i : i + self.batch_size], labels[i : i + self.batch_size])
                 for i in range(0, len(labels), self.batch_size)
             ]
-        sign = torch.cat(grads).sign()
+        sign = torch.cat(grads).sign().cpu()  # on CUDA: the images stay on the CPU; .cpu() also waits for the device
         direction = -1.0 if crafts[0].targeted else 1.0  # a targeted attack descends the loss to the target
         x_adv = [(samples.x + direction * c.value * sign).clamp(0.0, 1.0) for c in crafts]
         return _shares(crafts, x_adv, time.perf_counter() - start, passes, min(self.batch_size, len(labels)))
