@@ -53,7 +53,8 @@ def _options(dataset: str, preset: str, plugins: Iterable[str], **kwargs: Any) -
     if "cluster" in kwargs or "scheduler" in kwargs:  # the Dask executor, as --cluster / --scheduler
         from bench.matrix.cluster import DaskSettings
 
-        kwargs["dask"] = DaskSettings(scheduler=kwargs.pop("scheduler", None), cluster=kwargs.pop("cluster", None))
+        where = {k: kwargs.pop(k) for k in ("scheduler", "cluster", "shared_disk", "slurm", "jobs") if k in kwargs}
+        kwargs["dask"] = DaskSettings(**where)
     return MatrixOptions(dataset=DATASETS.canonical(dataset), preset=str(preset), **kwargs)
 
 
@@ -72,7 +73,8 @@ def run_matrix(
     ``options`` are ``bench.matrix.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
     n_samples ({attack: images}), seed, device, transfer_matrix, batch_size, data_dir, codebook_key, progress,
     external (networks of your own; see ``evaluate``); and ``cluster="local:N"`` or ``scheduler="tcp://host:8786"``
-    to run the craft groups as Dask tasks (``bench.matrix.dask_run``), with the same records.
+    to run the craft groups as Dask tasks (``bench.matrix.dask_run``), with the same records (``shared_disk=False``
+    where the workers have no disk in common with this machine; ``slurm={...}`` and ``jobs`` for ``cluster="slurm"``).
     """
     from bench.matrix.execute import execute
     from bench.reports.dataset import write_report

@@ -92,3 +92,21 @@ def _busy_worker(client, timeout: float = 120.0) -> str:
                 return worker
         time.sleep(0.05)
     raise AssertionError("no craft-group task started within the timeout")
+
+
+def test_workers_with_no_shared_disk_train_and_attack_in_their_own_folders(tmp_path, cluster):
+    from models.store import ModelStore
+
+    untrained = PRESET.replace("epochs = 2", "epochs = 1").replace("n_train = 3000", "n_train = 1000")
+    preset = tmp_path / "private.toml"
+    preset.write_text(untrained)  # models no store holds yet: trained on a worker, sent back through the scheduler
+    plan = bench.plan_matrix("mnist", preset)
+    assert not any(ModelStore().has(spec) for spec in plan.specs.values())
+    on_dask = bench.run_matrix(
+        "mnist", preset, out=tmp_path / "dask", progress=False, scheduler=cluster.scheduler_address, shared_disk=False
+    )
+    assert not on_dask.summary.failed
+    assert not list((tmp_path / "dask").glob("adversarial/*.npz"))  # crafted and cached on the workers
+    assert all(ModelStore().has(spec) for spec in plan.specs.values())  # the driver's store has what they trained
+    bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)  # the same models, from the store
+    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")

@@ -20,6 +20,10 @@ class DaskSettings:
     cluster: str | None = None  # "local:N" or "slurm"
     slurm: dict[str, Any] = field(default_factory=dict)  # dask_jobqueue.SLURMCluster's options (queue, account, ...)
     jobs: int = 1  # SLURM jobs to ask for
+    # True: workers read the model store and crafted examples from the driver's folders (one machine, or a cluster's
+    # shared file system). False: each worker keeps its own in a private folder and the models travel through the
+    # scheduler (cloud machines with no disk in common)
+    shared_disk: bool = True
 
     def __post_init__(self) -> None:
         if (self.scheduler is None) == (self.cluster is None):

@@ -5,8 +5,10 @@ driver alone writing the results store as each group's records arrive.
   depends on the train tasks of the models it needs.
 - A group task is ``bench.matrix.group_run.run_group`` on the worker's ``Workbench`` (built once per worker and
   run): the same seeds and the same code as the serial runner, so the same records.
-- Workers read the model store and the crafted-example cache from the driver's ``BENCH_HOME`` and results folder:
-  a shared disk (one machine, or a cluster's shared file system).
+- Workers read the model store and the crafted-example cache from the driver's ``BENCH_HOME`` and results folder
+  (a shared disk: one machine, or a cluster's shared file system), or, with ``shared_disk=False``, keep their own
+  in a private folder, the models travelling through the scheduler: the driver's stored ones scattered to them,
+  the ones trained on a worker returned by its train task and written into the driver's store.
 - Faults: a task on a worker that dies is rescheduled by Dask; a task that raises is retried twice, then its
   cells are recorded as failed and the run goes on. The driver stores what arrives at once, so a killed driver is
   rerun with the same command and resumes from the store.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +28,7 @@ from bench.matrix.groups import CraftGroup
 from bench.matrix.plan import Cell, MatrixOptions, Plan
 from bench.matrix.workbench import Workbench
 from bench.results.store import Record
+from models.checkpoint import replace_folder
 from models.spec import ModelSpec
 from models.store import ModelStore
 
@@ -39,22 +43,16 @@ def records_on_dask(
     from distributed import as_completed
 
     store = ModelStore()
-    needed = {label for g in groups for label in g.models}
-    trains = {
-        label: client.submit(
-            _train, plan.specs[label], options, str(out_dir), str(store.root), key=_train_key(plan, label)
-        )
-        for label in sorted(needed)
-        if isinstance(plan.specs[label], ModelSpec) and not store.has(plan.specs[label])
-    }
+    shared = options.dask.shared_disk
+    models = _model_tasks(client, plan, groups, options, out_dir, store, shared)
+    where = (str(out_dir), str(store.root)) if shared else (None, None)  # None: the worker's private folders
     tasks = {}
     for group in groups:
         todo = [c for c in group.cells if c.hash in unfinished]
         specs = {label: plan.specs[label] for label in group.models}
-        ready = [trains[label] for label in sorted(group.models) if label in trains]
+        ready = [models[label] for label in sorted(group.models) if label in models]
         key = f"group-{group.key}-{_digest([c.hash for c in todo])}"
-        args = (group, todo, specs, options, str(out_dir), str(store.root), *ready)
-        tasks[client.submit(_group, *args, key=key, retries=RETRIES)] = todo
+        tasks[client.submit(_group, group, todo, specs, options, *where, *ready, key=key, retries=RETRIES)] = todo
     identity = Workbench(options, plan.specs, out_dir, store).identity
     for future in as_completed(tasks):
         todo = tasks[future]
@@ -63,6 +61,40 @@ def records_on_dask(
         except Exception as exc:  # failed three times, or its model could not be trained: the run goes on
             records = [error_record(cell, exc, identity) for cell in todo]
         yield from zip(todo, records, strict=True)
+    if not shared:  # the models trained on workers, into this machine's store for the report and later runs
+        for future in models.values():
+            if future.status == "finished":
+                _unpack(store, future.result())
+
+
+def _model_tasks(client, plan: Plan, groups, options, out_dir: Path, store: ModelStore, shared: bool) -> dict:
+    """Per model label, what group tasks wait for: a train task for a model the store lacks (keyed by its store key,
+    so it runs once); with no shared disk, also the stored models, sent to the workers through the scheduler."""
+    out = {}
+    for label in sorted({label for g in groups for label in g.models}):
+        spec = plan.specs[label]
+        if not isinstance(spec, ModelSpec):
+            continue  # your own network travels inside the group's specs
+        if not store.has(spec):
+            where = (str(out_dir), str(store.root)) if shared else (None, None)
+            out[label] = client.submit(_train, spec, options, *where, key=f"train-{spec.key()}")
+        elif not shared:
+            out[label] = client.scatter(_pack(store, spec))
+    return out
+
+
+def _pack(store: ModelStore, spec: ModelSpec) -> tuple[dict, dict[str, bytes]]:
+    """A stored model as (its spec, its files): what a worker with no shared disk writes into its own store."""
+    folder = store.path(spec)
+    return spec.to_dict(), {f.name: f.read_bytes() for f in folder.iterdir() if f.is_file()}
+
+
+def _unpack(store: ModelStore, packed: tuple[dict, dict[str, bytes]] | str) -> None:
+    if isinstance(packed, str):  # a shared disk: the model is already in the store
+        return
+    spec = ModelSpec.from_dict(packed[0])
+    if not store.has(spec):
+        replace_folder(store.path(spec), lambda tmp: [(tmp / n).write_bytes(b) for n, b in packed[1].items()])
 
 
 def _digest(values: list[str]) -> str:
@@ -74,12 +106,16 @@ def _digest(values: list[str]) -> str:
 _BENCHES: dict[tuple, Workbench] = {}  # per worker process: one Workbench per run, so models load once
 
 
-def _worker_bench(specs: dict, options: MatrixOptions, out_dir: str, models_root: str) -> Workbench:
+def _worker_bench(specs: dict, options: MatrixOptions, out_dir: str | None, models_root: str | None) -> Workbench:
+    """This worker's Workbench for the run; with no shared disk (folders None), in the worker's private folders."""
     threads = os.environ.get("BENCH_TORCH_THREADS")
     if threads:
         import torch
 
         torch.set_num_threads(int(threads))
+    if out_dir is None or models_root is None:
+        private = Path(tempfile.gettempdir()) / f"bench-worker-{os.getpid()}"
+        out_dir, models_root = str(private / "results"), str(private / "models")
     key = (repr(options), out_dir, models_root)
     if key not in _BENCHES:
         _BENCHES[key] = Workbench(options, {}, Path(out_dir), ModelStore(Path(models_root)))
@@ -88,18 +124,19 @@ def _worker_bench(specs: dict, options: MatrixOptions, out_dir: str, models_root
     return bench
 
 
-def _train_key(plan: Plan, label: str) -> str:
-    return f"train-{plan.specs[label].key()}"
-
-
-def _train(spec: ModelSpec, options: MatrixOptions, out_dir: str, models_root: str) -> str:
-    """Train ``spec`` into the model store (a task: its key is the model's, so it runs once per run)."""
+def _train(spec: ModelSpec, options: MatrixOptions, out_dir: str | None, models_root: str | None):
+    """Train ``spec`` into the worker's model store (a task keyed by the model's store key: it runs once). Returns
+    the key on a shared disk, or the model's files to send on (``_pack``) where there is none."""
     bench = _worker_bench({spec.loss_label: spec}, options, out_dir, models_root)
     bench.estimator(spec)
-    return spec.key()
+    return spec.key() if out_dir else _pack(bench.model_store, spec)
 
 
-def _group(group: CraftGroup, todo: list[Cell], specs: dict, options, out_dir: str, models_root: str, *_ready):
-    """One craft group's records (a task). ``_ready``: the train tasks it waited for."""
+def _group(
+    group: CraftGroup, todo: list[Cell], specs: dict, options, out_dir: str | None, models_root: str | None, *models
+):
+    """One craft group's records (a task). ``models``: what its train tasks returned, or the stored models sent."""
     bench = _worker_bench(specs, options, out_dir, models_root)
+    for packed in models:
+        _unpack(bench.model_store, packed)
     return [record for _, record in run_group(group, todo, bench.group_inputs(group))]
