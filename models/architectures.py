@@ -22,8 +22,10 @@ class TableICNN(nn.Module):
         self.feature_dim = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(torch.relu(self.conv1(x)))
-        x = self.pool(torch.relu(self.conv2(x)))
+        # ReLU after the pool, not before: max and ReLU commute, outputs and gradients are bit-identical,
+        # and ReLU and its backward touch a quarter of the values (about 10% of a CPU training step)
+        x = torch.relu(self.pool(self.conv1(x)))
+        x = torch.relu(self.pool(self.conv2(x)))
         return torch.relu(self.fc1(x.flatten(1)))
 
 
