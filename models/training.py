@@ -55,9 +55,9 @@ def train_model(
     torch.manual_seed(cfg.seed)
     generator = torch.Generator().manual_seed(cfg.seed)
     n_classes = int(train_split.y.max()) + 1
-    network = build_network(spec, tuple(train_split.x.shape[1:]), n_classes, codebook_key).to(device)
+    network = build_network(spec, tuple(train_split.x.shape[1:]), n_classes, codebook_key)
+    network, optimizer = _for_device(network, device, cfg.lr)
     loss_fn = build_loss(spec)
-    optimizer = torch.optim.Adam(network.parameters(), lr=cfg.lr)
     n = len(train_split)
     batches = math.ceil(n / cfg.batch_size)
     total_steps = cfg.epochs * batches
@@ -91,9 +91,21 @@ def train_model(
                 last_checkpoint = time.perf_counter()
         _end_epoch(state, spec.name)
     seconds = state.seconds + time.perf_counter() - start
+    network = network.to(memory_format=torch.contiguous_format)  # evaluated and stored as every later use sees it
     acc = accuracy(network, test_split.x, test_split.y, device=device)
     log.info("%s: clean test accuracy %.4f on %d images, %.0f s", spec.name, acc, len(test_split), seconds)
     return TrainedModel(network.cpu(), acc, len(test_split), seconds, state.history, state.curve)
+
+
+def _for_device(network: Network, device: str, lr: float) -> tuple[Network, torch.optim.Adam]:
+    """The network on ``device`` and its Adam optimiser. On the CPU the network trains in channels-last memory
+    format (oneDNN's convolutions and max-pool without reorders) and Adam runs fused: about 14% less time per
+    step, deterministic for a seed but not bit-identical to the contiguous, per-tensor Adam used elsewhere."""
+    network = network.to(device)
+    if torch.device(device).type != "cpu":
+        return network, torch.optim.Adam(network.parameters(), lr=lr)
+    network = network.to(memory_format=torch.channels_last)
+    return network, torch.optim.Adam(network.parameters(), lr=lr, fused=True)
 
 
 def _end_epoch(state: Progress, name: str) -> None:
@@ -119,9 +131,20 @@ def _resume(checkpoint_dir, spec, network, optimizer, generator, scheduler, batc
     if not resumed:
         return None, Progress()
     order, state = resumed
+    _match_layouts(optimizer)
     scheduler.last_epoch = state.epoch * batches + state.batch  # the optimizer's lr came with the checkpoint
     log.info("%s: resuming at epoch %d, batch %d of %d", spec.name, state.epoch + 1, state.batch, batches)
     return order, state
+
+
+def _match_layouts(optimizer: torch.optim.Optimizer) -> None:
+    """Give Adam's restored moments their parameter's memory layout. A checkpoint stores them contiguous, and
+    fused Adam on the CPU pairs elements by position in memory: a channels-last weight with contiguous moments
+    would be updated with other elements' moments."""
+    for param, state in optimizer.state.items():
+        for name, value in state.items():
+            if value.shape == param.shape and value.stride() != param.stride():
+                state[name] = torch.empty_like(param).copy_(value)
 
 
 def _schedule(optimizer: torch.optim.Optimizer, schedule: str, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
