@@ -110,3 +110,39 @@ def test_workers_with_no_shared_disk_train_and_attack_in_their_own_folders(tmp_p
     assert all(ModelStore().has(spec) for spec in plan.specs.values())  # the driver's store has what they trained
     bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)  # the same models, from the store
     assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+
+
+def test_a_cluster_started_for_the_run_gives_the_serial_records(preset, tmp_path):
+    bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False, attacks=["pgd"])
+    on_dask = bench.run_matrix(
+        "mnist", preset, out=tmp_path / "dask", progress=False, attacks=["pgd"], cluster="local:2"
+    )
+    assert on_dask.summary.done == 7 and not on_dask.summary.failed  # 4 untargeted, 2 targeted, 1 transfer
+    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+
+
+def test_the_command_line_asks_for_dask_explicitly_and_prints_the_slurm_job_script(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    runner = CliRunner()
+    base = ["matrix", "--dataset", "mnist", "--preset", "quick", "--out", str(tmp_path / "r")]
+    refused = runner.invoke(main, [*base, "--cluster", "local:2", "--dry-run"])
+    assert refused.exit_code == 2 and "add --executor dask" in refused.output
+    slurm = [
+        "--executor",
+        "dask",
+        "--cluster",
+        "slurm",
+        "--slurm-queue",
+        "gpu",
+        "--slurm-gpus",
+        "1",
+        "--slurm-jobs",
+        "8",
+    ]
+    printed = runner.invoke(main, [*base, *slurm, "--dry-run"])
+    assert printed.exit_code == 0, printed.output
+    assert "each of the 8 SLURM jobs" in printed.output
+    assert "#SBATCH -p gpu" in printed.output and "--gres=gpu:1" in printed.output and "dask_worker" in printed.output

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from bench.cli.common import RegistryEpilog, check_device, fail_on_failed_cells, split
+from bench.cli.dask_options import DASK_HELP, dask_options, dask_settings
 
 EPILOG_MATRIX = """
 \b
@@ -24,7 +25,7 @@ target per image from the seed), transfer (crafted on O:SOFTMAX:CE, or every pai
 --transfer-matrix), tailored (targeted cw_l2 against cw_l2_codeword).
 {attacks}
 Finished cells are skipped on a rerun; an interrupted run resumes where it stopped.
-"""
+""" + DASK_HELP.replace("{", "{{").replace("}", "}}")
 
 
 def _attack_lines() -> str:
@@ -86,6 +87,7 @@ def _parse_samples(text: str | None) -> dict[str, int]:
 @click.option("--data-dir", envvar="BENCH_DATA_DIR", type=click.Path(path_type=Path), default=None)
 @click.option("--codebook-key", envvar="BENCH_CODEBOOK_KEY", default=None, help="Secret key of R:TANH:MSE's codebook.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@dask_options
 def matrix(
     dataset,
     preset,
@@ -103,6 +105,7 @@ def matrix(
     data_dir,
     codebook_key,
     progress,
+    **executor,
 ) -> None:
     """Run every model x attack x threat setting of a preset and write the dataset's report."""
     from bench.matrix.execute import describe_plan, execute
@@ -125,11 +128,17 @@ def matrix(
         data_dir=data_dir,
         codebook_key=codebook_key,
         progress=progress,
+        dask=dask_settings(**executor),
     )
     plan = make_plan(options)
     _check_store(results_dir(out))
     click.echo(describe_plan(plan, options, estimate=dry_run, out=out))
     if dry_run:
+        if options.dask and options.dask.cluster == "slurm":
+            from bench.matrix.cluster import slurm_job_script
+
+            jobs = options.dask.jobs
+            click.echo(f"the job script of each of the {jobs} SLURM jobs:\n" + slurm_job_script(options.dask))
         return
     summary, _ = execute(plan, options, out)
     dataset = plan.dataset

@@ -70,7 +70,7 @@ def slurm_job_script(settings: DaskSettings) -> str:
     """The job script ``--cluster slurm`` would submit (``bench matrix --executor dask --dry-run`` prints it)."""
     from dask_jobqueue import SLURMCluster
 
-    cluster = SLURMCluster(**settings.slurm)
+    cluster = SLURMCluster(**settings.slurm, silence_logs="error")
     try:
         return cluster.job_script()
     finally:
