@@ -11,6 +11,7 @@ the crafts of the cells not in the results store, from throughput measured here 
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -127,11 +128,13 @@ class _Prices:
     def train_step(self, spec, batch: int) -> float:
         """Seconds per image of a training step (forward, loss, backward to the weights, Adam) at ``batch``."""
         from models.network import build_loss
+        from models.training import for_training
 
         key = ("train", self._family(spec.loss_label), batch)
         if key not in self._measured:
-            network = self.network(spec.loss_label)
-            loss_fn, optimizer = build_loss(spec), torch.optim.Adam(network.parameters(), lr=1e-6)
+            # a copy set up as training sets it up (channels-last, fused Adam on the CPU); attacks price the original
+            network, optimizer = for_training(copy.deepcopy(self.network(spec.loss_label)), "cpu", 1e-6)
+            loss_fn = build_loss(spec)
             x, y = torch.rand(batch, *self.info.shape), torch.randint(0, self.info.n_classes, (batch,))
             network.train()
             times = []
@@ -141,6 +144,5 @@ class _Prices:
                 loss_fn(network(x), y).backward()
                 optimizer.step()
                 times.append(time.perf_counter() - t0)
-            network.eval()
             self._measured[key] = min(times[1:]) / batch  # after a warm-up step
         return self._measured[key]
