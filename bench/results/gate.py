@@ -196,7 +196,8 @@ def _cell_problem(cell: dict[str, Any]) -> str | None:
     for key in ("rate", "ci_low", "ci_high"):
         if not 0 <= cell[key] <= 1:
             return f"{key} = {cell[key]!r}; expected a rate in [0, 1]"
-    if not cell["ci_low"] <= cell["rate"] <= cell["ci_high"]:
+    slack = 1e-9  # a Wilson bound at 0 or 1 is computed, not exact (0.9999999999999999 for a rate of 1.0)
+    if not cell["ci_low"] - slack <= cell["rate"] <= cell["ci_high"] + slack:
         return f"rate {cell['rate']!r} outside its interval [{cell['ci_low']!r}, {cell['ci_high']!r}]; expected inside"
     return None
 
