@@ -52,7 +52,9 @@ def records_on_dask(
         specs = {label: plan.specs[label] for label in group.models}
         ready = [models[label] for label in sorted(group.models) if label in models]
         key = f"group-{group.key}-{_digest([c.hash for c in todo])}"
-        tasks[client.submit(_group, group, todo, specs, options, *where, *ready, key=key, retries=RETRIES)] = todo
+        args = (group, todo, specs, options, *where, *ready)
+        task = client.submit(_group, *args, key=key, retries=RETRIES, priority=int(group.passes))  # longest first
+        tasks[task] = todo
     identity = Workbench(options, plan.specs, out_dir, store).identity
     for future in as_completed(tasks):
         todo = tasks[future]

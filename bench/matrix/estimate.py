@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from bench.attacks import ATTACKS
 from bench.data.datasets import dataset_info
 from bench.matrix.groups import CraftGroup, craft_groups
 from bench.matrix.passes import measure_throughput
@@ -73,13 +72,9 @@ def estimate(
 
 
 def _group_seconds(group: CraftGroup, batch_size: int, prices: _Prices) -> float:
-    family = ATTACKS.get(group.attack)
     n = group.crafts[0].n_samples
-    if group.attack == "fgsm":  # one gradient for the whole sweep
-        return n * prices.per_image(group.craft_model, min(batch_size, n))
     batch = min(batch_size, n * len(group.crafts)) if group.batched else min(batch_size, n)
-    passes = sum(family.cost({**family.defaults, **dict(c.params)}) * n for c in group.crafts)
-    return passes * prices.per_image(group.craft_model, batch)
+    return group.passes * prices.per_image(group.craft_model, batch)
 
 
 def _training_seconds(spec, info, prices: _Prices) -> float:

@@ -54,6 +54,16 @@ class CraftGroup:
         """The labels of every model the group needs: the one crafted on and those scored."""
         return {self.craft_model} | {c.model for c in self.cells}
 
+    @property
+    def passes(self) -> float:
+        """Gradient passes the group's crafts take at most (``AttackFamily.cost``): what orders the work, longest
+        first, so that a distributed run does not end on one long group while the other workers wait."""
+        family = ATTACKS.get(self.attack)
+        n = self.crafts[0].n_samples
+        if self.attack == "fgsm":
+            return float(n)  # one gradient for the sweep
+        return sum(family.cost({**family.defaults, **dict(c.params)}) * n for c in self.crafts)
+
     def describe(self) -> str:
         values = ", ".join(f"{c.value:g}" for c in self.crafts)
         how = "one call" if self.batched else f"{len(self.crafts)} calls"
