@@ -102,3 +102,19 @@ def test_a_factory_and_safetensors_weights(tmp_path, monkeypatch):
     torch.save(small().state_dict(), pickled)
     with pytest.raises(StoreError, match="expected an existing .safetensors file"):
         from_factory("mynets:small", pickled)
+
+
+def test_your_own_network_runs_in_the_cells_and_has_its_row_in_the_clean_table(tmp_path):
+    import bench
+    from tests.conftest import tiny_preset
+
+    preset = tiny_preset(tmp_path, ["O:SOFTMAX:CE"], "fgsm")  # with your network, the preset's models are left out
+    run = bench.evaluate(small(), "mnist", preset, name="mine", out=tmp_path / "r", reports_dir=tmp_path / "rep")
+    assert run.summary.done == 1 and not run.summary.failed
+    readme = (tmp_path / "rep" / "mnist" / "README.md").read_text()
+    clean = readme.split("### saito2019 Table 4")[1].split("###")[0]
+    (row,) = [line for line in clean.splitlines() if line.startswith("| mine")]
+    label, measured, images = (cell.strip() for cell in row.split("|")[1:4])
+    assert "not in the model store" in label and images == "10"  # measured on the cell's 10 images
+    stored = bench.load_results(tmp_path / "r", dataset="mnist")
+    assert float(measured) == pytest.approx(stored[stored.attack == "fgsm"].clean_accuracy.iloc[0], abs=1e-4)

@@ -33,7 +33,7 @@ def write_dataset_report(
         "[Wilson 95% interval] (published number, Δ = measured − published). "
         f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
         "",
-        _clean_table(dataset, model_metas, used_keys),
+        _clean_table(dataset, model_metas, used_keys, records),
         training_section([m for m in model_metas if m["key"] in used_keys], out),
     ]
     for table in TABLE_TITLES:
@@ -56,9 +56,11 @@ def _arch(metas: list[dict], dataset: str, used_keys: set[str]) -> str:
     return "/".join(archs) or "cnn"
 
 
-def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
-    """The models the results came from; with no results, every fully trained plain model of the dataset."""
-    rows = []
+def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: list[Record]) -> str:
+    """The models the results came from; with no results, every fully trained plain model of the dataset. A model
+    the model store does not hold (your own network, ``bench evaluate``) gets the clean accuracy its cells measured
+    on their largest sample set."""
+    rows = _unstored_rows(records, {m["key"] for m in metas})
     for m in metas:
         spec = m["spec"]
         if used_keys:
@@ -90,6 +92,19 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str]) -> str:
             "",
         ]
     )
+
+
+def _unstored_rows(records: list[Record], stored_keys: set[str]) -> list[list]:
+    largest: dict[str, Record] = {}
+    for r in records:
+        if r.model_key not in stored_keys and r.clean_accuracy is not None and r.n:
+            if r.model_key not in largest or r.n > largest[r.model_key].n:
+                largest[r.model_key] = r
+    return [
+        [f"{r.model} (not in the model store: on the test images of its cells)", f"{r.clean_accuracy:.4f}", r.n]
+        + ["—", "—"]
+        for r in sorted(largest.values(), key=lambda r: r.model)
+    ]
 
 
 def _kinds_used(records: list[Record]) -> set[str]:
