@@ -43,12 +43,16 @@ class Estimate:
             f"crafts in {self.groups} groups; measured here in {self.took:.1f} s)"
         ]
         top = sorted(self.attacks.items(), key=lambda kv: -kv[1])
-        lines.append("  by attack: " + ", ".join(f"{a} {s / 60:.1f} min" for a, s in top if s >= 1))
+        lines.append("  by attack: " + ", ".join(f"{a} {_minutes(s)}" for a, s in top))
         lines.append(
             "  passes per image are upper bounds for attacks that stop an image at its first success "
             "(CW, L-BFGS, margin PGD): those run shorter"
         )
         return "\n".join(lines)
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def estimate(
