@@ -40,11 +40,19 @@ def cluster():
         yield local
 
 
-@pytest.fixture()
-def preset(tmp_path, tiny_models):  # tiny_models: the same two models, already in the store
-    path = tmp_path / "tiny-dask.toml"
+@pytest.fixture(scope="module")
+def preset(tmp_path_factory, tiny_models):  # tiny_models: the same two models, already in the store
+    path = tmp_path_factory.mktemp("dask-preset") / "tiny-dask.toml"
     path.write_text(PRESET)
     return path
+
+
+@pytest.fixture(scope="module")
+def serial(preset, tmp_path_factory) -> dict:
+    """The serial runner's outcomes for the preset: what every Dask run must give."""
+    folder = tmp_path_factory.mktemp("serial")
+    bench.run_matrix("mnist", preset, out=folder, progress=False)
+    return outcomes(folder)
 
 
 def outcomes(folder) -> dict:
@@ -52,19 +60,17 @@ def outcomes(folder) -> dict:
     return {r.name: (r.status, r.hits, r.n, r.per_example, r.image_indices) for r in read_records(folder)}
 
 
-def test_dask_gives_the_serial_records(preset, tmp_path, cluster):
-    serial = bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)
+def test_dask_gives_the_serial_records(preset, serial, tmp_path, cluster):
     on_dask = bench.run_matrix(
         "mnist", preset, out=tmp_path / "dask", progress=False, scheduler=cluster.scheduler_address
     )
-    assert on_dask.summary.done == serial.summary.done > 10 and not on_dask.summary.failed
-    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+    assert on_dask.summary.done > 10 and not on_dask.summary.failed
+    assert outcomes(tmp_path / "dask") == serial
 
 
-def test_a_worker_killed_mid_group_still_gives_the_serial_records(preset, tmp_path, cluster):
+def test_a_worker_killed_mid_group_still_gives_the_serial_records(preset, serial, tmp_path, cluster):
     from distributed import Client
 
-    bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)
     done = {}
     run = threading.Thread(
         target=lambda: done.update(
@@ -80,7 +86,7 @@ def test_a_worker_killed_mid_group_still_gives_the_serial_records(preset, tmp_pa
         os.kill(pid, signal.SIGKILL)  # its nanny starts a fresh worker; the scheduler reschedules the task
     run.join(timeout=600)
     assert not run.is_alive() and not done["run"].summary.failed
-    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+    assert outcomes(tmp_path / "dask") == serial
 
 
 def _busy_worker(client, timeout: float = 120.0) -> str:
@@ -112,13 +118,12 @@ def test_workers_with_no_shared_disk_train_and_attack_in_their_own_folders(tmp_p
     assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
 
 
-def test_a_cluster_started_for_the_run_gives_the_serial_records(preset, tmp_path):
-    bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False, attacks=["pgd"])
-    on_dask = bench.run_matrix(
-        "mnist", preset, out=tmp_path / "dask", progress=False, attacks=["pgd"], cluster="local:2"
-    )
-    assert on_dask.summary.done == 7 and not on_dask.summary.failed  # 4 untargeted, 2 targeted, 1 transfer
-    assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
+def test_a_cluster_started_for_the_run_gives_the_serial_records(preset, serial, tmp_path):
+    only = {"progress": False, "attacks": ["pgd"], "settings": ["whitebox_untargeted"]}
+    on_dask = bench.run_matrix("mnist", preset, out=tmp_path / "dask", cluster="local:2", **only)
+    assert on_dask.summary.done == 4 and not on_dask.summary.failed  # 2 eps x 2 models
+    cells = {name: outcome for name, outcome in outcomes(tmp_path / "dask").items() if "/pgd[" in name}
+    assert len(cells) == 4 and cells == {name: serial[name] for name in cells}
 
 
 def test_the_command_line_asks_for_dask_explicitly_and_prints_the_slurm_job_script(tmp_path):
