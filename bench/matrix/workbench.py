@@ -21,6 +21,8 @@ from models.spec import ModelSpec
 from models.store import ModelStore
 from models.zoo import obtain
 
+_PRICES: dict[tuple[str, str], Prices] = {}  # (model key, device) -> its prices, for every run of this process
+
 
 class Workbench:
     def __init__(
@@ -30,7 +32,6 @@ class Workbench:
         self.model_store = model_store or ModelStore()
         self.crafter = Crafter(out_dir / "adversarial", options.batch_size)
         self._estimators: dict[str, BenchClassifier] = {}
-        self._throughput: dict[str, Prices] = {}
         self._samples: dict[tuple[int, int], SampleSet] = {}
         self._test: datasets.Split | None = None
         self._specs = specs
@@ -70,12 +71,13 @@ class Workbench:
         )
 
     def _prices(self, label: str) -> Prices:
-        """What passes cost on this model, by batch size (measured once per model and batch)."""
-        key = self._specs[label].key()
-        if key not in self._throughput:
+        """What passes cost on this model, by batch size: measured once per model, device and process (a model's
+        throughput here does not change between runs, and measuring the best batch takes seconds per model)."""
+        key = (self._specs[label].key(), self.options.device)
+        if key not in _PRICES:
             probe = self.sample_set(max(BEST_BATCHES), 0).x.to(self.options.device)  # only the time counts
-            self._throughput[key] = Prices(self.estimator(self._specs[label]).network, probe)
-        return self._throughput[key]
+            _PRICES[key] = Prices(self.estimator(self._specs[label]).network, probe)
+        return _PRICES[key]
 
     def sample_set(self, n: int, seed: int) -> SampleSet:
         """n test images drawn by ``seed``: the cell's seed, which the stored record keeps, so the worst case
