@@ -26,6 +26,7 @@ import torch.nn.functional as F
 
 from bench.attacks import ATTACKS
 from bench.data.datasets import Split
+from bench.matrix.groups import crafted_together
 from bench.matrix.passes import PassCount, count_passes
 from bench.matrix.plan import Cell
 
@@ -70,10 +71,9 @@ class Crafter:
         missing = [c for c in crafts if out[c.craft_key] is None]
         if not missing:
             return out
-        family = ATTACKS.get(missing[0].attack)
         if missing[0].attack == "fgsm":
             fresh = self._fgsm(missing, estimator, samples)
-        elif len(missing) > 1 and missing[0].param in family.per_image:
+        elif crafted_together(missing):
             fresh = self._together(missing, estimator, samples)
         else:
             for cell in missing:  # cached one by one: a run killed mid-group keeps the crafts it finished
@@ -90,7 +90,7 @@ class Crafter:
         start = time.perf_counter()
         with count_passes(estimator.network) as passes:
             attack = ATTACKS.get(cell.attack).make(estimator, dict(cell.params), cell.targeted, self.batch_size)
-            x_adv = _generate(attack, estimator, samples.x, _labels(cell, samples))
+            x_adv = _generate(attack, estimator, samples.x, labels_for(cell, samples))
         return Crafted(x_adv, time.perf_counter() - start, passes, min(self.batch_size, len(samples.y)))
 
     def _together(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
@@ -103,12 +103,12 @@ class Crafter:
         with count_passes(estimator.network) as passes:
             family = ATTACKS.get(first.attack)
             attack = family.make(estimator, dict(first.params), first.targeted, self.batch_size, {first.param: values})
-            x_adv = _generate(attack, estimator, x, _labels(first, samples).repeat(k))
+            x_adv = _generate(attack, estimator, x, labels_for(first, samples).repeat(k))
         return _shares(crafts, x_adv.split(n), time.perf_counter() - start, passes, min(self.batch_size, k * n))
 
     def _fgsm(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
         """The sign of one input gradient serves every eps (x' = clip(x +/- eps * sign(g))), as ART's FGSM has it."""
-        labels, start = _labels(crafts[0], samples), time.perf_counter()
+        labels, start = labels_for(crafts[0], samples), time.perf_counter()
         with count_passes(estimator.network) as passes:
             grads = [
                 estimator.loss_gradient(samples.x[i : i + self.batch_size], labels[i : i + self.batch_size])
@@ -145,7 +145,8 @@ class Crafter:
         os.replace(tmp, self._path(key))
 
 
-def _labels(cell: Cell, samples: SampleSet) -> torch.Tensor:
+def labels_for(cell: Cell, samples: SampleSet) -> torch.Tensor:
+    """The classes a cell's attack aims at (targeted) or away from: its images' targets or true labels."""
     return samples.targets if cell.targeted else samples.y
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
-from bench.matrix.plan import MatrixOptions, Plan
+from bench.matrix.plan import MatrixOptions, Plan, models_needed
 from bench.matrix.runner import MatrixRunner, RunSummary
 from bench.paths import results_dir
 from bench.results import diagnostics
@@ -55,9 +55,10 @@ def estimate_run(plan: Plan, options: MatrixOptions, out: Path | None = None):
     stored = folder / "results.sqlite"
     finished = {r.cell_hash for r in read_records(stored) if r.status == "ok"} if stored.is_file() else set()
     todo = [c for c in plan.cells if c.hash not in finished]
-    needed = {c.model for c in todo} | {c.source for c in todo if c.source}
     models = ModelStore()
-    missing = [m for m in sorted(needed) if isinstance(plan.specs[m], ModelSpec) and not models.has(plan.specs[m])]
+    missing = [
+        m for m in sorted(models_needed(todo)) if isinstance(plan.specs[m], ModelSpec) and not models.has(plan.specs[m])
+    ]
     return estimate(plan, todo, missing, options.batch_size, options.codebook_key)
 
 
@@ -105,7 +106,7 @@ def reprice(dataset: str, store: ResultsStore, batch_size: int = 128) -> int:
 
     from bench.data import datasets
     from bench.matrix.craft import sample_set
-    from bench.matrix.passes import PassCount, measure_throughput
+    from bench.matrix.passes import BEST_BATCHES, PassCount, Prices
     from models.spec import ModelSpec
     from models.store import ModelStore
 
@@ -115,11 +116,11 @@ def reprice(dataset: str, store: ResultsStore, batch_size: int = 128) -> int:
             continue
         key = record.config.get("source_key") or record.model_key
         batch = min(batch_size, record.config["n_samples"])
-        if (key, batch) not in prices:
+        if key not in prices:
             spec = ModelSpec.from_dict(models.read_meta(models.root / key)["spec"])
             network = models.load(spec).network.eval()
-            prices[(key, batch)] = measure_throughput(network, sample_set(test, batch, 0).x)
+            prices[key] = Prices(network, sample_set(test, max(*BEST_BATCHES, batch_size), 0).x)
         passes = PassCount(record.forward_passes, record.backward_passes or 0)
-        store.put(dataclasses.replace(record, pass_seconds=prices[(key, batch)].seconds(passes)))
+        store.put(dataclasses.replace(record, pass_seconds=prices[key].at(batch).seconds(passes)))
         updated += 1
     return updated

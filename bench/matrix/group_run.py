@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.matrix.craft import Crafted, Crafter, SampleSet
+from bench.matrix.craft import Crafted, Crafter, SampleSet, labels_for
 from bench.matrix.groups import CraftGroup
 from bench.matrix.passes import Prices
 from bench.matrix.plan import Cell
@@ -62,8 +62,7 @@ def score_cell(cell: Cell, crafted: Crafted, reused: bool, inputs: GroupInputs, 
     samples = inputs.samples
     target = inputs.estimators[cell.model]
     predicted = _scores(target, crafted.x_adv, inputs.device).argmax(1)
-    wanted = samples.targets if cell.targeted else samples.y
-    hit = predicted == wanted  # targeted: the attack succeeded; untargeted: the model is still right
+    hit = predicted == labels_for(cell, samples)  # targeted: the attack succeeded; untargeted: the model is still right
     worked = hit if cell.targeted else ~hit
     if cell.model not in clean:
         clean[cell.model] = _scores(target, samples.x, inputs.device).argmax(1) == samples.y

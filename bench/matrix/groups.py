@@ -15,10 +15,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.attacks import ATTACKS
-from bench.matrix.plan import Cell
+from bench.matrix.plan import Cell, models_needed
+
+
+def crafted_together(crafts: Sequence[Cell]) -> bool:
+    """Whether these crafts of one sweep go in one call: there are several, and their family takes the swept
+    parameter per image (``AttackFamily.per_image``)."""
+    return len(crafts) > 1 and crafts[0].param in ATTACKS.get(crafts[0].attack).per_image
 
 
 @dataclass(frozen=True)
@@ -41,18 +48,18 @@ class CraftGroup:
     @property
     def batched(self) -> bool:
         """Crafted in one call over all its values (the family takes the swept parameter per image)."""
-        return len(self.crafts) > 1 and self.param in ATTACKS.get(self.attack).per_image
+        return crafted_together(self.crafts)
 
     @property
     def key(self) -> str:
-        """Names the group (its crafts' keys): seeds a batched craft's random draws."""
+        """Names the group (a hash of its crafts' keys): the key of its Dask task."""
         keys = sorted(c.craft_key for c in self.crafts)
         return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
 
     @property
     def models(self) -> set[str]:
         """The labels of every model the group needs: the one crafted on and those scored."""
-        return {self.craft_model} | {c.model for c in self.cells}
+        return models_needed(self.cells)
 
     @property
     def passes(self) -> float:

@@ -99,6 +99,11 @@ class Cell:
         return f"{self.dataset}/{self.setting}/{self.attack}[{self.param}={value}]/{where}"
 
 
+def models_needed(cells) -> set[str]:
+    """The labels of the models ``cells`` need: those they score and those their examples are crafted on."""
+    return {c.model for c in cells} | {c.source for c in cells if c.source}
+
+
 def _digest(data: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 

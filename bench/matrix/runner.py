@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from bench.matrix.group_run import run_group
 from bench.matrix.groups import CraftGroup, craft_groups
-from bench.matrix.plan import Cell, MatrixOptions, Plan
+from bench.matrix.plan import Cell, MatrixOptions, Plan, models_needed
 from bench.matrix.workbench import Workbench
 from bench.results import diagnostics
 from bench.results.store import Record, ResultsStore, encode_indices
@@ -60,8 +60,7 @@ class MatrixRunner:
         unfinished = {c.hash for c in todo}
         groups = craft_groups(todo)
         if client is None:
-            needed = {c.model for c in todo} | {c.source for c in todo if c.source}
-            for label in sorted(needed):  # train what is missing before any attack
+            for label in sorted(models_needed(todo)):  # train what is missing before any attack
                 self.bench.estimator(plan.specs[label])
             pairs = _records_here(groups, unfinished, self.bench)
         else:
