@@ -20,7 +20,7 @@ import torch
 
 from bench.data.datasets import dataset_info
 from bench.matrix.groups import CraftGroup, craft_groups
-from bench.matrix.passes import measure_throughput
+from bench.matrix.passes import BEST_BATCHES, Prices
 from bench.matrix.plan import Cell
 
 
@@ -62,7 +62,8 @@ def estimate(
     start = time.perf_counter()
     info = dataset_info(plan.dataset)
     result = Estimate()
-    prices = _Prices(plan, info, codebook_key)
+    largest = max(batch_size, *(plan.specs[m].train.batch_size for m in missing_models), *BEST_BATCHES)
+    prices = _Prices(plan, info, codebook_key, largest)
     for label in missing_models:
         result.training[label] = _training_seconds(plan.specs[label], info, prices)
     groups = craft_groups(todo)
@@ -94,10 +95,11 @@ class _Prices:
     """Throughput of an untrained network per architecture (the kinds of one architecture differ in their last
     layer only), measured once per (architecture, batch): the whole estimate takes seconds."""
 
-    def __init__(self, plan, info, codebook_key: str | None) -> None:
-        self.plan, self.info, self.codebook_key = plan, info, codebook_key
+    def __init__(self, plan, info, codebook_key: str | None, largest: int) -> None:
+        self.plan, self.info, self.codebook_key, self.largest = plan, info, codebook_key, largest
         self._networks: dict[str, torch.nn.Module] = {}
-        self._measured: dict[tuple, float] = {}
+        self._prices: dict[str, Prices] = {}  # per architecture: per-batch throughput, measured once
+        self._train_step: dict[tuple, float] = {}
 
     def _family(self, label: str) -> str:
         spec = self.plan.specs[label]
@@ -118,11 +120,11 @@ class _Prices:
 
     def per_image(self, label: str, batch: int) -> float:
         """Seconds of one forward and one backward pass to the input, per image, at ``batch``."""
-        key = (self._family(label), batch)
-        if key not in self._measured:
-            x = torch.rand(batch, *self.info.shape)
-            self._measured[key] = measure_throughput(self.network(label), x, rounds=1).per_image
-        return self._measured[key]
+        family = self._family(label)
+        if family not in self._prices:
+            images = torch.rand(self.largest, *self.info.shape)  # the largest batch asked; only the time counts
+            self._prices[family] = Prices(self.network(label), images, rounds=1)
+        return self._prices[family].at(batch).per_image
 
     def train_step(self, spec, batch: int) -> float:
         """Seconds per image of a training step (forward, loss, backward to the weights, Adam) at ``batch``."""
@@ -130,7 +132,7 @@ class _Prices:
         from models.training import for_training
 
         key = ("train", self._family(spec.loss_label), batch)
-        if key not in self._measured:
+        if key not in self._train_step:
             # a copy set up as training sets it up (channels-last, fused Adam on the CPU); attacks price the original
             network, optimizer = for_training(copy.deepcopy(self.network(spec.loss_label)), "cpu", 1e-6)
             loss_fn = build_loss(spec)
@@ -143,5 +145,5 @@ class _Prices:
                 loss_fn(network(x), y).backward()
                 optimizer.step()
                 times.append(time.perf_counter() - t0)
-            self._measured[key] = min(times[1:]) / batch  # after a warm-up step
-        return self._measured[key]
+            self._train_step[key] = min(times[1:]) / batch  # after a warm-up step
+        return self._train_step[key]

@@ -98,14 +98,15 @@ class Prices:
     """What passes cost on one network: measured at the batch sizes asked (the batch an attack ran with), and at
     the best of ``BEST_BATCHES``: the price that shows what small batches cost, and what the hardware could do."""
 
-    def __init__(self, network: nn.Module, images: torch.Tensor) -> None:
+    def __init__(self, network: nn.Module, images: torch.Tensor, rounds: int = 3) -> None:
         self.network, self.images = network, images  # images: at least max(BEST_BATCHES); only their time counts
+        self.rounds = rounds  # timed rounds per batch size (the dry run's estimate takes 1)
         self._measured: dict[int, Throughput] = {}
 
     def at(self, batch: int) -> Throughput:
         batch = max(1, min(batch, len(self.images)))
         if batch not in self._measured:
-            self._measured[batch] = measure_throughput(self.network, self.images[:batch])
+            self._measured[batch] = measure_throughput(self.network, self.images[:batch], self.rounds)
         return self._measured[batch]
 
     def best(self) -> Throughput:
