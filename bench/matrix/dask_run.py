@@ -16,7 +16,6 @@ driver alone writing the results store as each group's records arrive.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -25,7 +24,7 @@ from pathlib import Path
 
 from bench.matrix.group_run import error_record, run_group
 from bench.matrix.groups import CraftGroup
-from bench.matrix.plan import Cell, MatrixOptions, Plan
+from bench.matrix.plan import Cell, MatrixOptions, Plan, digest, models_needed
 from bench.matrix.workbench import Workbench
 from bench.results.store import Record
 from models.checkpoint import replace_folder
@@ -44,14 +43,14 @@ def records_on_dask(
 
     store = ModelStore()
     shared = options.dask.shared_disk
-    models = _model_tasks(client, plan, groups, options, out_dir, store, shared)
     where = (str(out_dir), str(store.root)) if shared else (None, None)  # None: the worker's private folders
+    models = _model_tasks(client, plan, groups, options, where, store)
     tasks = {}
     for group in groups:
         todo = [c for c in group.cells if c.hash in unfinished]
         specs = {label: plan.specs[label] for label in group.models}
         ready = [models[label] for label in sorted(group.models) if label in models]
-        key = f"group-{group.key}-{_digest([c.hash for c in todo])}"
+        key = f"group-{group.key}-{digest([c.hash for c in todo])}"
         args = (group, todo, specs, options, *where, *ready)
         task = client.submit(_group, *args, key=key, retries=RETRIES, priority=int(group.passes))  # longest first
         tasks[task] = todo
@@ -69,18 +68,17 @@ def records_on_dask(
                 _unpack(store, future.result())
 
 
-def _model_tasks(client, plan: Plan, groups, options, out_dir: Path, store: ModelStore, shared: bool) -> dict:
+def _model_tasks(client, plan: Plan, groups, options, where: tuple, store: ModelStore) -> dict:
     """Per model label, what group tasks wait for: a train task for a model the store lacks (keyed by its store key,
     so it runs once); with no shared disk, also the stored models, sent to the workers through the scheduler."""
     out = {}
-    for label in sorted({label for g in groups for label in g.models}):
+    for label in sorted(models_needed(c for g in groups for c in g.cells)):
         spec = plan.specs[label]
         if not isinstance(spec, ModelSpec):
             continue  # your own network travels inside the group's specs
         if not store.has(spec):
-            where = (str(out_dir), str(store.root)) if shared else (None, None)
             out[label] = client.submit(_train, spec, options, *where, key=f"train-{spec.key()}")
-        elif not shared:
+        elif where[0] is None:  # no shared disk
             out[label] = client.scatter(_pack(store, spec))
     return out
 
@@ -97,12 +95,6 @@ def _unpack(store: ModelStore, packed: tuple[dict, dict[str, bytes]] | str) -> N
     spec = ModelSpec.from_dict(packed[0])
     if not store.has(spec):
         replace_folder(store.path(spec), lambda tmp: [(tmp / n).write_bytes(b) for n, b in packed[1].items()])
-
-
-def _digest(values: list[str]) -> str:
-    import hashlib
-
-    return hashlib.sha256(json.dumps(values).encode()).hexdigest()[:12]
 
 
 _BENCHES: dict[tuple, Workbench] = {}  # per worker process: one Workbench per run, so models load once

@@ -13,13 +13,12 @@ value, handed to ``bench.matrix.group_run.run_group`` with the models it needs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.attacks import ATTACKS
-from bench.matrix.plan import Cell, models_needed
+from bench.matrix.plan import Cell, digest, models_needed
 
 
 def crafted_together(crafts: Sequence[Cell]) -> bool:
@@ -53,8 +52,7 @@ class CraftGroup:
     @property
     def key(self) -> str:
         """Names the group (a hash of its crafts' keys): the key of its Dask task."""
-        keys = sorted(c.craft_key for c in self.crafts)
-        return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
+        return digest(sorted(c.craft_key for c in self.crafts))
 
     @property
     def models(self) -> set[str]:

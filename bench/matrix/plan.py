@@ -76,7 +76,7 @@ class Cell:
 
     @property
     def hash(self) -> str:
-        return _digest(self.config())
+        return digest(self.config())
 
     @property
     def craft_key(self) -> str:
@@ -90,7 +90,7 @@ class Cell:
             "targeted": self.targeted,
             **({"attack_code": self.attack_code} if self.attack_code else {}),
         }
-        return _digest(craft)
+        return digest(craft)
 
     @property
     def name(self) -> str:
@@ -101,10 +101,12 @@ class Cell:
 
 def models_needed(cells) -> set[str]:
     """The labels of the models ``cells`` need: those they score and those their examples are crafted on."""
+    cells = list(cells)  # may be a generator: read twice
     return {c.model for c in cells} | {c.source for c in cells if c.source}
 
 
-def _digest(data: dict[str, Any]) -> str:
+def digest(data: Any) -> str:
+    """A short hash of JSON data (a dict's keys sorted): cell hashes, craft keys, group and task keys."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
