@@ -1,0 +1,33 @@
+"""The one naming rule for models trained with several seeds: the model of training seed ``s`` is ``<label>@s<s>``
+(``O:SOFTMAX:CE@s1``, ``lmcl_s10_m0.3@s2``) wherever a model name appears (cells, the results store, tables).
+
+A preset with one training seed (or none) keeps the plain label, so the names and keys of runs made before
+training seeds existed do not change. Everything that builds or reads such a name goes through these two
+functions."""
+
+from __future__ import annotations
+
+import re
+
+from bench.errors import ConfigError
+
+SEPARATOR = "@s"
+_SEEDED = re.compile(r"^(?P<label>.+)@s(?P<seed>0|[1-9][0-9]*)$")
+
+
+def seeded_name(label: str, seed: int) -> str:
+    """The name of ``label``'s model trained with ``seed``: ``seeded_name("O:SOFTMAX:CE", 1) == "O:SOFTMAX:CE@s1"``."""
+    if not isinstance(label, str) or not label or split_seeded_name(label)[1] is not None:
+        raise ConfigError(f"model label {label!r}: expected a non-empty label without a seed (such as 'O:SOFTMAX:CE').")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"training seed {seed!r} of model {label!r}: expected a whole number >= 0.")
+    return f"{label}{SEPARATOR}{seed}"
+
+
+def split_seeded_name(name: str) -> tuple[str, int | None]:
+    """(base label, training seed) of a model name; the seed is None for a name without one (``"hinge"``), and
+    a name whose seed is not written as ``seeded_name`` writes it (``X@s01``, ``X@s``) is taken as unseeded."""
+    match = _SEEDED.match(name)
+    if match is None:
+        return name, None
+    return match["label"], int(match["seed"])
