@@ -42,7 +42,7 @@ class MarginPGD(EvasionAttack):
     examples not yet done. Examples never broken are returned at the point of their largest margin.
 
     :param classifier: a ``PyTorchClassifier`` whose forward returns one score per class (argmax = its
-        decision); view "pretanh" needs a ``BenchClassifier`` of a codeword model.
+        decision); view "pretanh" needs a ``BenchClassifier`` of a codeword model with a tanh.
     :param eps: the L-inf radius, pixels in [0, 1]; or one per image (a 1-D array as long as x), so that a
         sweep over eps is crafted in one call, each value on its own copy of the images.
     :param eps_step: the step size (> 0).
@@ -50,7 +50,7 @@ class MarginPGD(EvasionAttack):
     :param num_random_init: restarts (>= 1).
     :param targeted: aim at the classes y given to ``generate`` instead of away from them.
     :param view: which scores the margin is taken on. "scores": the forward's (logits; s cos(theta) for
-        LMCL; minus the distance to each codeword for R:TANH:MSE). "pretanh" (codeword models only): minus
+        LMCL; minus the distance to each codeword for R:TANH:MSE). "pretanh" (codeword models with a tanh only): minus
         the distance from the pre-tanh outputs u to atanh(c_i), which has no saturated units to hide behind;
         it is a surrogate (the decision is still the nearest codeword after tanh), so success is checked on
         the decision, never on the surrogate.
@@ -165,8 +165,9 @@ class MarginPGD(EvasionAttack):
         if self.view not in LOSS_VIEWS:
             raise ValueError(f"view={self.view!r} is not a known view; expected one of {', '.join(LOSS_VIEWS)}.")
         head = getattr(getattr(self.estimator, "model", None), "head", None)
-        if self.view == "pretanh" and not hasattr(head, "codebook"):
+        if self.view == "pretanh" and not (hasattr(head, "codebook") and getattr(head, "tanh", True)):
+            lacks = "its codebook is not behind a tanh" if hasattr(head, "codebook") else "it has no codebook"
             raise ValueError(
                 "view='pretanh' needs a codeword model (R:TANH:MSE: a head with a codebook behind a tanh); "
-                f"{type(head).__name__} has none, so use view='scores'."
+                f"{type(head).__name__}: {lacks}, so use view='scores'."
             )

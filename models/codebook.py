@@ -1,4 +1,5 @@
-"""The secret codebook of R:TANH:MSE: one codeword per class, drawn once from U(-1, 1)^d by a key.
+"""The secret codebook of the codeword kinds (R:*): one codeword per class, drawn once from U(-1, 1)^d by a key;
+and the fixed targets of O:TANH:MSE, the one-hot rows written in tanh's range (``one_hot_codebook``).
 
 The key is turned into a seed with SHA-256 and the codewords are drawn with NumPy's PCG64,
 so the same key gives the same codebook on every machine. The key itself is never logged or
@@ -34,3 +35,8 @@ def make_codebook(key: str, n_classes: int, length: int) -> torch.Tensor:
 def fingerprint(codebook: torch.Tensor) -> str:
     """A short identifier of a codebook's contents, safe to show (it says nothing the checkpoint does not)."""
     return hashlib.sha256(codebook.numpy().tobytes()).hexdigest()[:16]
+
+
+def one_hot_codebook(n_classes: int) -> torch.Tensor:
+    """(n_classes, n_classes) float32 one-hot targets in tanh's range: +1 at the class, -1 elsewhere."""
+    return 2 * torch.eye(n_classes) - 1

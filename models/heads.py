@@ -4,9 +4,10 @@
 success checks, ``class_gradient``, DeepFool and CW all see classes:
 
 - ``LinearHead``: a fully connected layer; raw outputs and scores are the logits (softmax models, hinge).
-- ``CodewordHead``: z = tanh(W h + b) of length d; scores are -||z - c_i||_2, so the argmax is the
-  nearest codeword (R:TANH:MSE). ``raw`` returns z, what an attacker who does not know about
-  codewords would take for logits.
+- ``CodewordHead``: z = tanh(W h + b) of length d (or z = W h + b with ``tanh=False``); scores are
+  -||z - c_i||_2, so the argmax is the nearest codeword (R:TANH:MSE, R:TANH:CE, R:LINEAR:MSE; O:TANH:MSE,
+  whose codewords are the one-hot rows in tanh's range). ``raw`` returns z, what an attacker who does
+  not know about codewords would take for logits; ``tanh`` says whether z went through a tanh.
 - ``CosineHead``: scores s*cos(theta_i) between the normalised features and normalised class
   weights (LMCL / CosFace); ``raw`` returns cos(theta).
 """
@@ -34,12 +35,14 @@ class LinearHead(nn.Module):
 
 
 class CodewordHead(LinearHead):
-    def __init__(self, in_features: int, codebook: torch.Tensor) -> None:
+    def __init__(self, in_features: int, codebook: torch.Tensor, tanh: bool = True) -> None:
         super().__init__(in_features, codebook.shape[1])
         self.register_buffer("codebook", codebook.clone())
+        self.tanh = tanh  # False: a linear output (R:LINEAR:MSE), which has no pre-tanh view
 
     def raw(self, h: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.fc(h))
+        z = self.fc(h)
+        return torch.tanh(z) if self.tanh else z
 
     def scores_from_raw(self, raw: torch.Tensor) -> torch.Tensor:
         # vector_norm's gradient at a zero difference is 0, so the loss score**2 / d stays finite there

@@ -6,8 +6,10 @@ hyperparameters with their defaults and checks, its aliases, what attacks may se
 comes from (built in, or a plugin with its version and a hash of its code, which the model store's key
 includes so that an edited loss retrains). Nothing else in the package branches on a kind's name.
 
-Built-in kinds are the papers' (``O:SOFTMAX:CE``, ``O:SOFTMAX:MSE``, ``R:TANH:MSE``, ``hinge``, ``lmcl``);
-plugins add theirs through entry points or ``--plugin`` (``bench.plugins``), or in-process with ``register_kind``.
+Built-in kinds are the papers' (``O:SOFTMAX:CE``, ``O:SOFTMAX:MSE``, ``R:TANH:MSE``, ``hinge``, ``lmcl``) and
+the kinds that change one factor of R:TANH:MSE at a time (``O:TANH:MSE``, ``R:TANH:CE``, ``R:LINEAR:MSE``; the
+codeword length through the ``_dN`` suffix; docs/model-kinds.md); plugins add theirs through entry points or
+``--plugin`` (``bench.plugins``), or in-process with ``register_kind``.
 Every kind that is not built in has its code hash in its models' store keys.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -26,6 +29,7 @@ from torch import nn
 from bench.errors import ConfigError
 from bench.registry import Registry, code_fingerprint
 from models import losses
+from models.codebook import one_hot_codebook
 from models.heads import CodewordHead, CosineHead, LinearHead
 
 BUILT_IN = "built-in"
@@ -49,6 +53,16 @@ def codeword_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -
     return CodewordHead(feature_dim, params["codebook"])
 
 
+def linear_codeword_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -> nn.Module:
+    """Linear outputs of length d (no tanh); the scores are minus the distance to each codeword."""
+    return CodewordHead(feature_dim, params["codebook"], tanh=False)
+
+
+def one_hot_tanh_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -> nn.Module:
+    """tanh outputs of length n_classes; the scores are minus the distance to each one-hot target (+1/-1)."""
+    return CodewordHead(feature_dim, one_hot_codebook(n_classes))
+
+
 @dataclass(frozen=True)
 class ModelKind:
     """One model kind. ``params`` are its hyperparameters with defaults; ``head_params`` and
@@ -66,7 +80,8 @@ class ModelKind:
     validate: Validator | None = None
     aliases: tuple[str, ...] = ()
     codebook: bool = False  # the head is built on a keyed codebook of length ``codeword_length``
-    views: tuple[str, ...] = ("scores", "raw")  # what attacks may see: scores, raw head outputs, codewords
+    # what attacks may see: scores, raw head outputs, codewords (target rows), pretanh (codewords behind a tanh)
+    views: tuple[str, ...] = ("scores", "raw")
     origin: str = "user"  # "built-in", "plugin <distribution or file>", or "user" (registered in-process)
     version: str | None = None  # a plugin's version, part of the store key
     label: Callable[[Mapping[str, Any]], str] | None = None  # a name with its parameters (lmcl_s10_m0.3)
@@ -133,6 +148,52 @@ def _check_lmcl(params: Mapping[str, Any], n_classes: int) -> None:
     )
 
 
+DEFAULT_LENGTH = 128  # saito2019's codeword length; the model of this length keeps its kind's bare name
+CODEWORD_VIEWS = ("scores", "raw", "codewords", "pretanh")
+
+
+def length_naming(name: str, aliases: tuple[str, ...]) -> dict[str, Any]:
+    """``label`` and ``pattern`` of a codeword kind: ``NAME_d64`` (or an alias with ``_d64``) is codeword length 64;
+    the default length keeps the bare name, so its models keep their names and store keys."""
+
+    def label(params: Mapping[str, Any]) -> str:
+        length = int(params["codeword_length"])
+        return name if length == DEFAULT_LENGTH else f"{name}_d{length}"
+
+    names = "|".join(re.escape(n) for n in (name, *aliases))
+    return {"label": label, "pattern": rf"^(?:{names})_d(?P<codeword_length>[0-9]+)$"}
+
+
+def codeword_kind(
+    name: str,
+    description: str,
+    build_head: HeadBuilder,
+    loss: LossFunction,
+    *,
+    aliases: tuple[str, ...],
+    scores: str = "negative euclidean distance from the tanh output to each codeword",
+    loss_params: Mapping[str, str] | None = None,
+    views: tuple[str, ...] = CODEWORD_VIEWS,
+) -> ModelKind:
+    """A built-in kind on a keyed codebook of ``codeword_length`` (default 128), named with ``_dN`` for other
+    lengths; the scores are minus the distance from the head's output to each codeword."""
+    return ModelKind(
+        name,
+        description,
+        scores,
+        build_head,
+        loss,
+        params={"codeword_length": DEFAULT_LENGTH},
+        loss_params=loss_params or {},
+        validate=_check_codeword,
+        aliases=aliases,
+        codebook=True,
+        views=views,
+        origin=BUILT_IN,
+        **length_naming(name, aliases),
+    )
+
+
 KINDS: Registry[ModelKind] = Registry("model")
 
 
@@ -168,19 +229,13 @@ register_kind(
     )
 )
 register_kind(
-    ModelKind(
+    codeword_kind(
         "R:TANH:MSE",
         "tanh outputs of length d, MSE to secret random codewords, nearest codeword wins",
-        "negative euclidean distance from the tanh output to each codeword",
         codeword_head,
         losses.codeword_mse,
-        params={"codeword_length": 128},
         loss_params={"codeword_length": "codeword_length"},
-        validate=_check_codeword,
         aliases=("tanh_mse", "codeword_mse", "codeword"),
-        codebook=True,
-        views=("scores", "raw", "codewords"),
-        origin=BUILT_IN,
     )
 )
 register_kind(
@@ -209,6 +264,39 @@ register_kind(
         label=lambda p: f"lmcl_s{p['lmcl_s']:g}_m{p['lmcl_m']:g}",
         pattern=r"^lmcl_s(?P<lmcl_s>[0-9.]+)_m(?P<lmcl_m>[0-9.]+)$",
         origin=BUILT_IN,
+    )
+)
+register_kind(
+    ModelKind(
+        "O:TANH:MSE",
+        "tanh outputs of length n_classes, MSE to one-hot targets in tanh's range (+1/-1), nearest target wins",
+        "negative euclidean distance from the tanh output to each one-hot target (+1 at the class, -1 elsewhere)",
+        one_hot_tanh_head,
+        losses.one_hot_tanh_mse,
+        aliases=("tanh_one_hot_mse", "one_hot_tanh_mse"),
+        views=CODEWORD_VIEWS,
+        origin=BUILT_IN,
+    )
+)
+register_kind(
+    codeword_kind(
+        "R:TANH:CE",
+        "tanh outputs of length d, cross-entropy over softmax(-distance to secret random codewords), nearest wins",
+        codeword_head,
+        losses.codeword_cross_entropy,
+        aliases=("tanh_ce", "codeword_ce"),
+    )
+)
+register_kind(
+    codeword_kind(
+        "R:LINEAR:MSE",
+        "linear outputs of length d (no tanh), MSE to secret random codewords, nearest codeword wins",
+        linear_codeword_head,
+        losses.codeword_mse,
+        scores="negative euclidean distance from the linear output to each codeword",
+        loss_params={"codeword_length": "codeword_length"},
+        aliases=("linear_mse", "linear_codeword_mse"),
+        views=("scores", "raw", "codewords"),  # no tanh, so no pre-tanh view
     )
 )
 

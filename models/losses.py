@@ -5,8 +5,11 @@ Every head's scores determine its loss exactly, so one function serves training,
 
 - ``cross_entropy``: softmax cross-entropy on the logits (O:SOFTMAX:CE).
 - ``softmax_mse``: mean squared error between softmax(logits) and the one-hot target (O:SOFTMAX:MSE).
-- ``codeword_mse``: mean squared error between the tanh output z and the target codeword c_y.
-  The scores are -||z - c_i||, so MSE = score_y**2 / d (R:TANH:MSE).
+- ``codeword_mse``: mean squared error between the output z (tanh, or linear) and the target codeword
+  c_y. The scores are -||z - c_i||, so MSE = score_y**2 / d (R:TANH:MSE, R:LINEAR:MSE).
+- ``one_hot_tanh_mse``: the same with the one-hot targets in tanh's range (+1 at the class, -1
+  elsewhere) as codewords, so d is the number of classes (O:TANH:MSE).
+- ``codeword_cross_entropy``: softmax cross-entropy on the scores -||z - c_i|| (R:TANH:CE).
 - ``hinge``: multi-class hinge sum_{j != y} max(0, f_j - f_y + 1) (vu2018, margin 1).
 - ``lmcl``: large margin cosine loss, cross-entropy of s*(cos(theta_j) - m*[j == y]); the scores
   are s*cos(theta) (CosFace, vu2018).
@@ -33,6 +36,14 @@ def softmax_mse(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 def codeword_mse(scores: torch.Tensor, y: torch.Tensor, codeword_length: int) -> torch.Tensor:
     distance = scores.gather(1, y[:, None]).squeeze(1)  # -||z - c_y||
     return distance.pow(2) / codeword_length
+
+
+def one_hot_tanh_mse(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return codeword_mse(scores, y, scores.shape[1])  # one target per class, each of length n_classes
+
+
+def codeword_cross_entropy(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return cross_entropy(scores, y)  # the scores are the negative distances: softmax(-||z - c_i||)
 
 
 def hinge(scores: torch.Tensor, y: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -90,6 +101,8 @@ LOSSES = {
     "cross_entropy": cross_entropy,
     "softmax_mse": softmax_mse,
     "codeword_mse": codeword_mse,
+    "one_hot_tanh_mse": one_hot_tanh_mse,
+    "codeword_cross_entropy": codeword_cross_entropy,
     "hinge": hinge,
     "lmcl": lmcl,
 }

@@ -106,8 +106,8 @@ class ModelStore:
                 f"checkpoint {folder / WEIGHTS} holds NaN or infinite weights ({', '.join(broken[:3])}); expected "
                 f"finite weights. Retrain it with `bench train ... --force`."
             )
-        codebook = getattr(network.head, "codebook", None)
-        if codebook is not None and fingerprint(codebook) != spec.codebook:
+        codebook = getattr(network.head, "codebook", None)  # O:TANH:MSE's fixed targets are no keyed codebook
+        if codebook is not None and spec.kind.codebook and fingerprint(codebook) != spec.codebook:
             raise StoreError(f"checkpoint {folder} holds a codebook that does not match its configuration.")
         network.eval()
         return StoredModel(spec, network, meta)

@@ -2,7 +2,8 @@
 of the decision scores as the objective, with restarts: the attack that knows the model.
 
 - ``pgd_margin``: on the forward's scores (logits; s·cos θ; −distance to codewords).
-- ``pgd_margin_pretanh``: on the pre-tanh outputs' distances to atanh(codewords) (R:TANH:MSE only).
+- ``pgd_margin_pretanh``: on the pre-tanh outputs' distances to atanh(codewords) (kinds with the "pretanh" view:
+  codewords behind a tanh, such as R:TANH:MSE, R:TANH:CE and O:TANH:MSE; not R:LINEAR:MSE).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ PGD_MARGIN_PRETANH = AttackFamily(
     uses_gradient=True,
     knows_model=True,
     steps=ITERATIVE,
-    needs_view="codewords",
+    needs_view="pretanh",
     per_image=("eps",),
     origin="bench attacks_ext",
 )

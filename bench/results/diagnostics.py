@@ -10,8 +10,9 @@ Three shares of the sample images, each stored as a cell (setting ``diagnostics`
   the gradient is mostly rounding and its sign is close to noise. Softmax followed by MSE does this when
   the softmax saturates.
 - ``output_saturated``: the output nonlinearity is in its flat region: the largest softmax probability of
-  the decision scores is at least 1 - 1e-6 (for R:TANH:MSE: the share of tanh outputs beyond
-  1 - 1e-6 in magnitude, averaged per image, counts the image when above half).
+  the decision scores is at least 1 - 1e-6 (for codeword heads behind a tanh, R:TANH:MSE and its kin: the share
+  of tanh outputs beyond 1 - 1e-6 in magnitude, averaged per image, counts the image when above half; a linear
+  codeword head, R:LINEAR:MSE, is never saturated).
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ def diagnostic_hash(check: str, model_key: str, n: int, seed: int) -> str:
 def _saturated(est, x: torch.Tensor) -> torch.Tensor:
     network = est.network
     if codebook_of(network) is not None:
+        if not getattr(network.head, "tanh", True):  # a linear output (R:LINEAR:MSE) has no flat region
+            return torch.zeros(len(x), dtype=torch.bool, device=x.device)
         outputs = est.raw_outputs(x)
         return (outputs.abs() >= 1 - SATURATED).float().mean(1) > 0.5
     return network(x).softmax(1).amax(1) >= 1 - SATURATED
