@@ -1,4 +1,5 @@
-"""L-inf projected gradient descent on a model's own loss (Madry et al. 2018), used for adversarial training.
+"""L-inf projected gradient descent on a model's own loss (Madry et al. 2018), and its one-step FGSM-RS form
+(Wong et al. 2020), used for adversarial training.
 
 Only input gradients are taken (``torch.autograd.grad`` with respect to the input), so the weight
 gradients that a full ``backward()`` would compute are never spent.
@@ -36,3 +37,19 @@ def pgd_linf(
             (grad,) = torch.autograd.grad(total, x_adv)
         x_adv = torch.minimum(torch.maximum(x_adv.detach() + eps_step * grad.sign(), lower), upper)
     return x_adv.detach()
+
+
+def fgsm_rs(
+    network: nn.Module,
+    loss: ModelLoss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    eps: float,
+    alpha: float,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """FGSM with a random start (Wong, Rice and Kolter 2020): a start drawn uniformly from the eps ball (clipped
+    to [0, 1]), one step of ``alpha * sign(grad)`` on the model's own loss, projected back into the ball and
+    [0, 1]. It is one PGD step from a random start, with the step ``alpha`` (their 1.25 x eps) larger than a PGD
+    step: the start is what keeps it from the catastrophic overfitting of plain FGSM training."""
+    return pgd_linf(network, loss, x, y, eps, alpha, 1, random_start=True, generator=generator)

@@ -10,7 +10,7 @@ import hashlib
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from bench.registry import Registry
@@ -28,20 +28,58 @@ def check_eps(name: str, value: float) -> None:
     )
 
 
+AT_METHODS = ("pgd", "fgsm_rs")
+SCHEDULES = ("cosine", "constant", "cyclic")
+
+
 @dataclass(frozen=True)
 class AdversarialTraining:
-    """PGD adversarial training (Madry et al.; vu2018 uses k=40, step 0.01, eps 0.3): every batch is
-    replaced by PGD examples from a random start inside the L-inf ball."""
+    """Adversarial training: every batch is replaced by adversarial examples of the model as it is at that step.
+
+    ``method = "pgd"`` (the default): PGD from a random start inside the L-inf ball (Madry et al.; vu2018 uses
+    k=40, step 0.01, eps 0.3). ``method = "fgsm_rs"``: one FGSM step of size ``alpha`` (default 1.25 x eps)
+    from a uniform random start in the ball (Wong, Rice and Kolter 2020, "Fast is better than free"); there
+    ``eps_step`` and ``max_iter`` are the PGD of the guard against catastrophic overfitting, which attacks a
+    fixed training batch every CURVE_EVERY steps and stops the training, keeping the last weights that passed,
+    when that PGD accuracy falls more than ``guard_drop`` below the previous check (models/fast_at.py).
+    """
 
     eps: float = 0.3
     eps_step: float = 0.01
     max_iter: int = 40
+    method: str = "pgd"
+    alpha: float | None = None  # fgsm_rs only; None there means 1.25 x eps
+    guard_drop: float | None = None  # fgsm_rs only; None there means Wong et al.'s 0.2
 
     def __post_init__(self) -> None:
         check_eps("adversarial training eps", self.eps)
         check_eps("adversarial training eps_step", self.eps_step)
         check(self.eps_step > 0, f"adversarial training eps_step={self.eps_step} must be above 0.")
         check(self.max_iter >= 1, f"adversarial training max_iter={self.max_iter} must be at least 1.")
+        check(self.method in AT_METHODS, f"adversarial training method={self.method!r}; expected pgd or fgsm_rs.")
+        if self.method == "pgd":
+            for name in ("alpha", "guard_drop"):
+                value = getattr(self, name)
+                check(value is None, f"adversarial training {name}={value} belongs to method fgsm_rs, not pgd.")
+            return
+        object.__setattr__(self, "alpha", 1.25 * self.eps if self.alpha is None else float(self.alpha))
+        object.__setattr__(self, "guard_drop", 0.2 if self.guard_drop is None else float(self.guard_drop))
+        check(0 < self.alpha <= 1, f"FGSM-RS alpha={self.alpha} must be in (0, 1] (Wong et al.: 1.25 x eps).")
+        check(0 < self.guard_drop <= 1, f"FGSM-RS guard_drop={self.guard_drop} must be in (0, 1] (Wong et al.: 0.2).")
+
+    @property
+    def passes(self) -> int:
+        """Forward and backward passes of the attack per training image (the guard's few batches aside)."""
+        return self.max_iter if self.method == "pgd" else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON data; for the default method PGD only its three fields, so PGD models keep the store
+        keys they had before the method existed."""
+        data = asdict(self)
+        if self.method == "pgd":
+            for name in ("method", "alpha", "guard_drop"):
+                del data[name]
+        return data
 
 
 @dataclass(frozen=True)
@@ -51,8 +89,8 @@ class TrainConfig:
     lr: float = 1e-3
     seed: int = 0
     optimizer: str = "adam"
-    schedule: str = "cosine"  # learning rate annealed to 0 over all steps
-    adversarial: AdversarialTraining | None = None
+    schedule: str = "cosine"  # annealed to 0 over all steps; constant; cyclic: 0 -> lr at 2/5 of the steps -> 0
+    adversarial: AdversarialTraining | dict[str, Any] | None = None  # a dict is made an AdversarialTraining
     n_train: int | None = None  # a seeded subset of the training split (tests, quick runs); None = all of it
 
     def __post_init__(self) -> None:
@@ -63,8 +101,17 @@ class TrainConfig:
             f"learning rate lr={self.lr} must be a positive number (Adam's usual value is 1e-3).",
         )
         check(self.optimizer == "adam", f"optimizer={self.optimizer!r} is not supported; expected 'adam'.")
-        check(self.schedule in ("cosine", "constant"), f"schedule={self.schedule!r}; expected cosine or constant.")
+        check(self.schedule in SCHEDULES, f"schedule={self.schedule!r}; expected one of {', '.join(SCHEDULES)}.")
+        if isinstance(self.adversarial, dict):  # the Python API and presets may give the table as it is
+            object.__setattr__(self, "adversarial", _adversarial(self.adversarial))
         check(self.n_train is None or self.n_train >= 1, f"n_train={self.n_train} must be at least 1 image.")
+
+
+def _adversarial(table: dict[str, Any]) -> AdversarialTraining:
+    known = [f.name for f in fields(AdversarialTraining)]
+    unknown = sorted(set(table) - set(known))
+    check(not unknown, f"adversarial training keys {unknown} are unknown; expected some of {', '.join(known)}.")
+    return AdversarialTraining(**table)
 
 
 @dataclass(frozen=True)
@@ -105,13 +152,16 @@ class ModelSpec:
 
     @property
     def name(self) -> str:
-        """A readable name, e.g. ``mnist/cnn/R:TANH:MSE`` or ``mnist/cnn+pgd_at/lmcl_s10_m0.3``."""
-        arch = self.arch + ("+pgd_at" if self.train.adversarial else "")
+        """A readable name, e.g. ``mnist/cnn/R:TANH:MSE``, ``mnist/cnn+pgd_at/lmcl_s10_m0.3`` (``+fgsm_rs_at``)."""
+        adv = self.train.adversarial
+        arch = self.arch + (f"+{adv.method}_at" if adv else "")
         return f"{self.dataset}/{arch}/{self.loss_label}"
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as JSON data; the plugin fields only where set, so built-in keys never change."""
         data = asdict(self)
+        if self.train.adversarial:
+            data["train"]["adversarial"] = self.train.adversarial.to_dict()
         for name in ("kind_params", "plugin"):
             if data[name]:
                 data[name] = dict(data[name])
