@@ -42,6 +42,14 @@ def _names(v: Any) -> str | None:
     return None if ok else 'a non-empty list of names, e.g. ["O:SOFTMAX:CE", "hinge"]'
 
 
+def training_seeds_problem(v: Any) -> str | None:
+    """Training seeds (the preset's ``training_seeds``, ``--training-seeds``): each its own model (models/seeds.py
+    names them), so none may repeat; None when ``v`` fits, else what was expected."""
+    whole = isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+    ok = whole and v and len(set(v)) == len(v)
+    return None if ok else "a non-empty list of distinct whole numbers >= 0, e.g. [0, 1, 2]"
+
+
 def _strings(v: Any) -> str | None:
     return None if isinstance(v, list) and all(isinstance(x, str) for x in v) else 'a list of strings, e.g. ["x"]'
 
@@ -53,6 +61,7 @@ TOP: dict[str, Check] = {
     "models": _names,
     "arch": _text,
     "seed": _whole(0),
+    "training_seeds": training_seeds_problem,
     "transfer_source": _text,
     "diagnostic_samples": _whole(1),
 }
