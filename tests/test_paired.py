@@ -163,6 +163,7 @@ def test_spread_is_the_larger_range_of_the_two_models():
     a, b = seeded([(150, 20, 0), (150, 24, 0), (150, 22, 0)])  # a ranges over 4/200, b over 0
     result = run(a, b)
     assert result.spread == pytest.approx(0.02) and result.verdict == HIGHER
+    assert run(b, a).spread == pytest.approx(0.02)  # the range of the second model
 
 
 def test_difference_interval_covers_the_paired_wald_interval():

@@ -181,6 +181,8 @@ def _qualifier(c: Comparison) -> str:
     if c.verdict == NONE:
         if c.spread is None:
             return f"p = {c.seeds[0].p:.2g}, one seed, seed spread unknown"
+        if c.significant_seeds == 0:
+            return f"significant on none of the {k} seeds"
         return f"significant in that direction on {c.significant_seeds} of {k} seeds"
     if c.spread is None:
         return f"p = {c.seeds[0].p:.2g}, one seed, seed spread unknown"
