@@ -10,7 +10,6 @@ from bench.reports.factors import (
     FACTORS,
     factor_results,
     factor_sentence,
-    split_seeded_name,
     what_changes_robustness,
 )
 from bench.results.paired import HIGHER, NONE, WITHIN_SPREAD
@@ -173,6 +172,14 @@ def test_worst_case_is_derived_when_not_stored():
     assert result.by_eps(ATTACK)[0.1].seeds[0].b == 30
 
 
+def test_the_cell_with_the_most_images_is_used():
+    x, y = pair(400, 30, 0)
+    smaller = record("R:TANH:MSE", ATTACK, 0.1, x[:500])
+    records = [smaller, record("R:TANH:MSE", ATTACK, 0.1, x), record("O:TANH:MSE", ATTACK, 0.1, y)]
+    (result,) = factor_results(records)
+    assert result.comparisons[0].seeds[0].n == N
+
+
 def test_different_images_are_refused_naming_both_cells():
     x, y = pair(400, 30, 0)
     records = [record("R:TANH:MSE", ATTACK, 0.1, x), record("O:TANH:MSE", ATTACK, 0.1, y, start=5)]
@@ -194,5 +201,3 @@ def test_factor_definitions():
     assert names["codeword length 1024"] == ("R:TANH:MSE_d1024", "R:TANH:MSE")
     assert names["representation and activation"] == ("R:TANH:MSE", "O:SOFTMAX:MSE")
     assert len(names) == len(FACTORS)
-    assert split_seeded_name("R:TANH:MSE@s2") == ("R:TANH:MSE", 2)
-    assert split_seeded_name("R:TANH:MSE") == ("R:TANH:MSE", None)

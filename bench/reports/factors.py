@@ -13,7 +13,6 @@ number and every word that states a finding in the generated sentences comes fro
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from tabulate import tabulate
 from bench.results.paired import HIGHER, LOWER, NONE, WITHIN_SPREAD, Comparison, Estimate, Outcome, compare
 from bench.results.store import Record
 from bench.results.worst_case import ATTACK, Indices, image_indices, worst_case_records
+from models.seeds import split_seeded_name
 
 FGSM = "fgsm"
 ATTACK_TEXT = {ATTACK: "worst-case", FGSM: "FGSM"}
@@ -231,16 +231,3 @@ def _intro(alpha: float) -> str:
         f"is significant at {alpha:g} in the same direction and the mean difference exceeds the seed spread (the "
         "larger of the two models' ranges of per-seed accuracy); with one seed the spread is unknown."
     )
-
-
-_SEEDED = re.compile(r"^(?P<base>.+)@s(?P<seed>\d+)$")
-
-
-def split_seeded_name(name: str) -> tuple[str, int | None]:
-    """``models.seeds.split_seeded_name`` once that module exists; the same rule until then."""
-    try:
-        from models.seeds import split_seeded_name as split
-    except ImportError:  # models/seeds.py is being written
-        found = _SEEDED.match(name)
-        return (name, None) if found is None else (found["base"], int(found["seed"]))
-    return split(name)
