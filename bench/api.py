@@ -50,6 +50,8 @@ def _options(dataset: str, preset: str, plugins: Iterable[str], **kwargs: Any) -
     for name in ("models", "attacks", "settings"):
         kwargs[name] = _names(kwargs.get(name))
     kwargs["n_samples"] = dict(kwargs.get("n_samples") or {})
+    if isinstance(kwargs.get("training_seeds"), list):  # checked by the plan, as --training-seeds
+        kwargs["training_seeds"] = tuple(kwargs["training_seeds"])
     if "cluster" in kwargs or "scheduler" in kwargs:  # the Dask executor, as --cluster / --scheduler
         from bench.matrix.cluster import DaskSettings
 
@@ -71,10 +73,11 @@ def run_matrix(
     BENCH_HOME/results), and write ``reports_dir/<dataset>/`` when ``reports_dir`` is given.
 
     ``options`` are ``bench.matrix.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
-    n_samples ({attack: images}), seed, device, transfer_matrix, batch_size, data_dir, codebook_key, progress,
-    external (networks of your own; see ``evaluate``); and ``cluster="local:N"`` or ``scheduler="tcp://host:8786"``
-    to run the craft groups as Dask tasks (``bench.matrix.dask_run``), with the same records (``shared_disk=False``
-    where the workers have no disk in common with this machine; ``slurm={...}`` and ``jobs`` for ``cluster="slurm"``).
+    n_samples ({attack: images}), seed, training_seeds (each model trained once per seed, named <label>@s<seed>:
+    models/seeds.py), device, transfer_matrix, batch_size, data_dir, codebook_key, progress, external (networks of
+    your own; see ``evaluate``); and ``cluster="local:N"`` or ``scheduler="tcp://host:8786"`` to run the craft
+    groups as Dask tasks (``bench.matrix.dask_run``), with the same records (``shared_disk=False`` where the workers
+    have no disk in common with this machine; ``slurm={...}`` and ``jobs`` for ``cluster="slurm"``).
     """
     from bench.matrix.execute import execute
     from bench.reports.dataset import write_report

@@ -18,6 +18,7 @@ Examples:
   bench matrix --dataset mnist --attacks pgd,fgsm --models O:SOFTMAX:CE,R:TANH:MSE
   bench matrix --dataset mnist --n-samples cw_l2=200,pgd=2000
   bench matrix --dataset mnist --settings transfer --transfer-matrix
+  bench matrix --dataset mnist --preset quick --training-seeds 0,1,2   # models O:SOFTMAX:CE@s0, @s1, @s2, ...
 
 \b
 Threat settings: whitebox_untargeted (accuracy), whitebox_targeted (success rate, one random
@@ -63,6 +64,20 @@ def _parse_samples(text: str | None) -> dict[str, int]:
     return out
 
 
+def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
+    """'0,1,2': each model trained once per seed, named <label>@s<seed> (models/seeds.py); checked by the plan."""
+    from bench.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--training-seeds {text!r}: expected distinct whole numbers >= 0 separated by commas, e.g. 0,1,2."
+        ) from None
+
+
 @click.command(cls=RegistryEpilog, epilog_from=lambda: EPILOG_MATRIX.format(attacks=_attack_lines()))
 @click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
 @click.option("--preset", default="paper", show_default=True, help="paper, quick, or a path to a preset TOML file.")
@@ -72,6 +87,11 @@ def _parse_samples(text: str | None) -> dict[str, int]:
 @click.option("--n-samples", default=None, help="Images per cell: N, or attack=N pairs (default: the preset's).")
 @click.option(
     "--seed", type=click.IntRange(0), default=None, help="Seeds the images, targets and random starts (preset: 0)."
+)
+@click.option(
+    "--training-seeds",
+    default=None,
+    help="Train each model once per seed, e.g. 0,1,2: models named <label>@s<seed> (preset: training_seeds).",
 )
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("--transfer-matrix", is_flag=True, help="Transfer between every source and target model.")
@@ -96,6 +116,7 @@ def matrix(
     settings,
     n_samples,
     seed,
+    training_seeds,
     device,
     transfer_matrix,
     batch_size,
@@ -122,6 +143,7 @@ def matrix(
         settings=split(settings),
         n_samples=_parse_samples(n_samples),
         seed=seed,
+        training_seeds=_parse_seeds(training_seeds),
         device=device,
         transfer_matrix=transfer_matrix,
         batch_size=batch_size,

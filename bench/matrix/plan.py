@@ -21,13 +21,14 @@ from bench.matrix.preset import Preset, load_preset
 from bench.matrix.settings import TARGETED_SETTINGS
 from bench.results import diagnostics
 from models.external import ExternalModel
+from models.seeds import seeded_name, split_seeded_name
 from models.spec import ModelSpec, make_spec
 
 
 @dataclass(frozen=True)
 class Cell:
     dataset: str
-    model: str  # the model's label, e.g. O:SOFTMAX:CE or lmcl_s10_m0.3
+    model: str  # the model's label, e.g. O:SOFTMAX:CE or lmcl_s10_m0.3 (O:SOFTMAX:CE@s1: models/seeds.py)
     model_key: str  # its model store key
     setting: str
     attack: str
@@ -130,7 +131,7 @@ def expand(
             continue
         family = ATTACKS.get(group.attack)
         fixed = {**family.defaults, **preset.overrides.get(group.attack, {}), **group.params}
-        wanted = [m for m in model_keys if group.models is None or m in group.models]
+        wanted = [m for m in model_keys if group.models is None or _named(m, group.models)]
         for value in group.sweep_values:
             params = {**fixed, group.sweep_param: value}
             family.arguments(params)  # validates names and ranges before any work
@@ -174,16 +175,27 @@ def _check_unique_names(cells) -> None:
 
 
 def _pairs(setting, wanted, model_keys, transfer_source, transfer_matrix, group):
-    """(target, source) pairs; source is None outside the transfer setting."""
+    """(target, source) pairs; source is None outside the transfer setting. A source is the same training seed's
+    model as its target (a model of your own, which has no seed, pairs with every seed's)."""
     if setting != "transfer":
         return [(m, None) for m in wanted]
     if group.transfer_matrix:  # every source x target among the group's models, the diagonal included
-        return [(t, s) for s in wanted for t in wanted]
+        return [(t, s) for s in wanted for t in wanted if _same_seed(t, s)]
     if transfer_matrix:
-        return [(t, s) for s in model_keys for t in model_keys]
-    if transfer_source not in model_keys:
-        return []
-    return [(t, transfer_source) for t in wanted if t != transfer_source]
+        return [(t, s) for s in model_keys for t in model_keys if _same_seed(t, s)]
+    sources = [m for m in model_keys if _named(m, (transfer_source,))]
+    return [(t, s) for t in wanted if not _named(t, (transfer_source,)) for s in sources if _same_seed(t, s)]
+
+
+def _named(label: str, names) -> bool:
+    """``label`` is one of ``names``, or the model of one of them trained with some seed (a group's models and the
+    transfer source name base labels: models/seeds.py)."""
+    return label in names or split_seeded_name(label)[0] in names
+
+
+def _same_seed(target: str, source: str) -> bool:
+    a, b = split_seeded_name(target)[1], split_seeded_name(source)[1]
+    return a is None or b is None or a == b
 
 
 @dataclass(frozen=True)
@@ -202,6 +214,7 @@ class MatrixOptions:
     codebook_key: str | None = None
     progress: bool = True
     external: tuple[ExternalModel, ...] = ()  # networks of your own, evaluated beside (or instead of) the zoo
+    training_seeds: tuple[int, ...] | None = None  # train each model once per seed (None: the preset's)
     dask: DaskSettings | None = None  # run the groups as Dask tasks there (bench.matrix.dask_run); None: here, in turn
 
 
@@ -222,16 +235,12 @@ def make_plan(options: MatrixOptions) -> Plan:
     With ``external`` models the preset's own models are left out unless ``models`` names some."""
     preset = load_preset(options.preset)
     names = options.models or (() if options.external else preset.models)
-    specs: dict[str, ModelSpec | ExternalModel] = {}
-    training = preset.train_config()
-    for name in names:
-        params = preset.model_params.get(name)
-        spec = make_spec(options.dataset, name, preset.arch, training, codebook_key=options.codebook_key, params=params)
-        specs[spec.loss_label] = spec
+    specs: dict[str, ModelSpec | ExternalModel] = dict(_zoo_specs(preset, options, names))
     for model in options.external:
-        if model.label in specs:
+        if model.label in specs or split_seeded_name(model.label)[1] is not None:
             raise ConfigError(
-                f"model label {model.label!r} is taken by another model of this run; give yours another name."
+                f"model label {model.label!r} is taken by another model of this run, or reads as a model trained "
+                "with a seed (<label>@s<seed>); give yours another name."
             )
         specs[model.label] = model
     if not specs:
@@ -266,6 +275,39 @@ def make_plan(options: MatrixOptions) -> Plan:
     return Plan(preset, specs, cells)
 
 
+def training_seeds(preset: Preset, options: MatrixOptions) -> tuple[int, ...]:
+    """The run's training seeds: ``--training-seeds``, else the preset's ``training_seeds``, else its [training]
+    seed alone."""
+    from bench.matrix.preset_schema import training_seeds_problem
+
+    given = options.training_seeds
+    expected = None if given is None else training_seeds_problem(list(given) if isinstance(given, tuple) else given)
+    if expected:
+        raise ConfigError(f"--training-seeds (training_seeds=) {given!r}; expected {expected}.")
+    seeds = given or preset.training_seeds
+    return tuple(seeds) if seeds else (preset.train_config().seed,)
+
+
+def _zoo_specs(preset: Preset, options: MatrixOptions, names) -> dict[str, ModelSpec]:
+    """label -> spec of the zoo models ``names``, one per training seed. With several seeds a model is named
+    ``<label>@s<seed>`` (models/seeds.py) and a seeded name picks one seed; with one, its label alone, as ever."""
+    seeds, training = training_seeds(preset, options), preset.train_config()
+    specs = {}
+    for name in names:
+        base, only = split_seeded_name(name)
+        if only is not None and only not in seeds:
+            raise ConfigError(
+                f"model {name!r} names training seed {only}; this run trains seeds {', '.join(map(str, seeds))} "
+                "(the preset's training_seeds or [training] seed, or --training-seeds); expected one of them."
+            )
+        params, key = preset.model_params.get(base), options.codebook_key
+        for seed in seeds if only is None else (only,):
+            train = replace(training, seed=seed)
+            spec = make_spec(options.dataset, base, preset.arch, train, codebook_key=key, params=params)
+            specs[seeded_name(spec.loss_label, seed) if len(seeds) > 1 else spec.loss_label] = spec
+    return specs
+
+
 def _check_sizes(cells: list[Cell], preset: Preset) -> None:
     """A cell of more images than the test split holds would run on the whole split while its stored
     configuration says more: refused, naming the count and the most there is."""
@@ -291,7 +333,7 @@ def _check_model_names(preset: Preset, options: MatrixOptions, specs: dict) -> N
     name would silently select no cell."""
     import difflib
 
-    known = set(preset.models) | set(specs)
+    known = set(preset.models) | set(specs) | {split_seeded_name(label)[0] for label in specs}
     if options.models:  # the labels of the preset's own models too (lmcl -> lmcl_s10_m0.3)
         training = preset.train_config()
         for name in preset.models:
