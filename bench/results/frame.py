@@ -4,8 +4,10 @@ One row per stored cell, sorted by name then hash, with every attack parameter i
 that cells can be filtered and compared by configuration (``frame[frame.max_iter == 100]``). Columns, in
 this order:
 
-1. identity: ``IDENTITY`` (``cell_hash`` is the store's key; ``param``/``value`` the cell's swept parameter,
-   ``targeted``, ``n_samples`` and ``seed`` from its configuration);
+1. identity: ``IDENTITY`` (``cell_hash`` is the store's key; ``base_model`` and ``training_seed`` the model's
+   label and training seed read from its name, ``models.seeds.split_seeded_name``: ``O:SOFTMAX:CE@s1`` is
+   ``O:SOFTMAX:CE`` and 1, a name without a seed has a missing ``training_seed``; ``param``/``value`` the cell's
+   swept parameter, ``targeted``, ``n_samples`` and ``seed``, the seed of its images, from its configuration);
 2. the attack parameters, sorted by name: every key of any cell's ``config["params"]``, NaN in the rows of
    cells whose attack lacks it;
 3. measurements: ``MEASUREMENTS`` (rate is accuracy or success rate as ``metric`` says; norms, times, passes);
@@ -27,12 +29,15 @@ from typing import Any
 import pandas as pd
 
 from bench.results.store import Record, ResultsStore, read_records
+from models.seeds import split_seeded_name
 
 IDENTITY = (
     "cell_hash",
     "name",
     "dataset",
     "model",
+    "base_model",
+    "training_seed",
     "model_key",
     "setting",
     "source",
@@ -69,9 +74,9 @@ MEASUREMENTS = (
 PROVENANCE = ("device", "commit_id", "created")
 FIXED = IDENTITY + MEASUREMENTS + PROVENANCE
 # nullable dtypes, the same under pandas 2 and 3 (text) and with a missing count still a whole number
-_TEXT = ("cell_hash", "name", "dataset", "model", "model_key", "setting", "source", "attack", "param")
+_TEXT = ("cell_hash", "name", "dataset", "model", "base_model", "model_key", "setting", "source", "attack", "param")
 _TEXT += ("status", "metric", "error", "device", "commit_id", "created")
-_INTEGERS = ("n_samples", "seed", "n", "hits", "forward_passes", "backward_passes")
+_INTEGERS = ("n_samples", "seed", "training_seed", "n", "hits", "forward_passes", "backward_passes")
 _BOOLEANS = ("targeted", "craft_reused")
 _FLOATS = ("value", "rate", "ci_low", "ci_high", "clean_accuracy", "l2_mean", "l2_median", "linf_mean")
 _FLOATS += ("linf_median", "seconds", "craft_seconds", "examples_per_second", "pass_seconds")
@@ -114,4 +119,5 @@ def _row(record: Record) -> dict[str, Any]:
     config = record.config
     row["targeted"] = config.get("targeted", record.metric == "success_rate")
     row["n_samples"] = config.get("n_samples")
+    row["base_model"], row["training_seed"] = split_seeded_name(record.model)
     return row | _params(record)
