@@ -37,6 +37,14 @@ def fingerprint(codebook: torch.Tensor) -> str:
     return hashlib.sha256(codebook.numpy().tobytes()).hexdigest()[:16]
 
 
+# O:TANH:MSE's targets are +a at the class and -a elsewhere with a = 1/sqrt(3), the root mean square of a codeword's
+# U(-1, 1) entries: the one-hot rows on the codewords' scale. At a = 1 (tanh's asymptotes) MSE pushes every output
+# outward without end, and Adam's first steps drive all ten (nine targets are -1) into saturation, where tanh's
+# gradient is exactly 0 in float32: the network stays at chance (measured on MNIST: a = 1 and a = 0.9 collapse,
+# a = 0.75 and below learn, in the tiny recipe's 48 steps; docs/model-kinds.md).
+ONE_HOT_SCALE = 3**-0.5
+
+
 def one_hot_codebook(n_classes: int) -> torch.Tensor:
-    """(n_classes, n_classes) float32 one-hot targets in tanh's range: +1 at the class, -1 elsewhere."""
-    return 2 * torch.eye(n_classes) - 1
+    """(n_classes, n_classes) float32 one-hot targets in tanh's range: +ONE_HOT_SCALE at the class, minus elsewhere."""
+    return ONE_HOT_SCALE * (2 * torch.eye(n_classes) - 1)

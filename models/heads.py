@@ -6,7 +6,7 @@ success checks, ``class_gradient``, DeepFool and CW all see classes:
 - ``LinearHead``: a fully connected layer; raw outputs and scores are the logits (softmax models, hinge).
 - ``CodewordHead``: z = tanh(W h + b) of length d (or z = W h + b with ``tanh=False``); scores are
   -||z - c_i||_2, so the argmax is the nearest codeword (R:TANH:MSE, R:TANH:CE, R:LINEAR:MSE; O:TANH:MSE,
-  whose codewords are the one-hot rows in tanh's range). ``raw`` returns z, what an attacker who does
+  whose codewords are the one-hot rows +a/-a in tanh's range). ``raw`` returns z, what an attacker who does
   not know about codewords would take for logits; ``tanh`` says whether z went through a tanh.
 - ``CosineHead``: scores s*cos(theta_i) between the normalised features and normalised class
   weights (LMCL / CosFace); ``raw`` returns cos(theta).

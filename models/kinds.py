@@ -59,7 +59,7 @@ def linear_codeword_head(feature_dim: int, n_classes: int, params: Mapping[str, 
 
 
 def one_hot_tanh_head(feature_dim: int, n_classes: int, params: Mapping[str, Any]) -> nn.Module:
-    """tanh outputs of length n_classes; the scores are minus the distance to each one-hot target (+1/-1)."""
+    """tanh outputs of length n_classes; the scores are minus the distance to each one-hot target (+a/-a)."""
     return CodewordHead(feature_dim, one_hot_codebook(n_classes))
 
 
@@ -269,8 +269,9 @@ register_kind(
 register_kind(
     ModelKind(
         "O:TANH:MSE",
-        "tanh outputs of length n_classes, MSE to one-hot targets in tanh's range (+1/-1), nearest target wins",
-        "negative euclidean distance from the tanh output to each one-hot target (+1 at the class, -1 elsewhere)",
+        "tanh outputs of length n_classes, MSE to one-hot targets (+a at the class, -a elsewhere, a = 1/sqrt(3)), "
+        "nearest target wins",
+        "negative euclidean distance from the tanh output to each one-hot target (+a at the class, -a elsewhere)",
         one_hot_tanh_head,
         losses.one_hot_tanh_mse,
         aliases=("tanh_one_hot_mse", "one_hot_tanh_mse"),

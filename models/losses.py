@@ -7,8 +7,8 @@ Every head's scores determine its loss exactly, so one function serves training,
 - ``softmax_mse``: mean squared error between softmax(logits) and the one-hot target (O:SOFTMAX:MSE).
 - ``codeword_mse``: mean squared error between the output z (tanh, or linear) and the target codeword
   c_y. The scores are -||z - c_i||, so MSE = score_y**2 / d (R:TANH:MSE, R:LINEAR:MSE).
-- ``one_hot_tanh_mse``: the same with the one-hot targets in tanh's range (+1 at the class, -1
-  elsewhere) as codewords, so d is the number of classes (O:TANH:MSE).
+- ``one_hot_tanh_mse``: the same with the one-hot targets in tanh's range (+a at the class, -a
+  elsewhere; ``models.codebook.ONE_HOT_SCALE``) as codewords, so d is the number of classes (O:TANH:MSE).
 - ``codeword_cross_entropy``: softmax cross-entropy on the scores -||z - c_i|| (R:TANH:CE).
 - ``hinge``: multi-class hinge sum_{j != y} max(0, f_j - f_y + 1) (vu2018, margin 1).
 - ``lmcl``: large margin cosine loss, cross-entropy of s*(cos(theta_j) - m*[j == y]); the scores

@@ -11,12 +11,14 @@ from art.attacks.evasion.projected_gradient_descent.projected_gradient_descent_p
     ProjectedGradientDescentPyTorch,
 )
 
+from models.codebook import ONE_HOT_SCALE
 from models.estimator import make_estimator
 from models.kinds import built_in_kinds
 from models.network import build_network
 from tests.conftest import tiny_spec
 
 ALL_KINDS = built_in_kinds()
+GRADIENT_CASES = [*ALL_KINDS, "R:TANH:MSE_d16", "R:TANH:CE_d16", "R:LINEAR:MSE_d16"]  # and a codeword length by name
 
 
 def stated_loss(spec, network, x, y):
@@ -27,8 +29,13 @@ def stated_loss(spec, network, x, y):
         return -(raw.log_softmax(1) * one_hot).sum(1)
     if spec.model == "O:SOFTMAX:MSE":
         return ((raw.softmax(1) - one_hot) ** 2).mean(1)
-    if spec.model == "R:TANH:MSE":
+    if spec.model in ("R:TANH:MSE", "R:LINEAR:MSE"):
         return ((raw - network.head.codebook[y]) ** 2).mean(1)
+    if spec.model == "O:TANH:MSE":  # tanh outputs against +a at the class, -a elsewhere
+        return ((raw - ONE_HOT_SCALE * (2 * one_hot - 1)) ** 2).mean(1)
+    if spec.model == "R:TANH:CE":  # cross-entropy over softmax(-||z - c_i||)
+        distances = ((raw[:, None, :] - network.head.codebook[None]) ** 2).sum(-1).sqrt()
+        return -((-distances).log_softmax(1) * one_hot).sum(1)
     if spec.model == "hinge":
         true = (raw * one_hot).sum(1, keepdim=True)
         return ((raw - true + 1).clamp_min(0) * (1 - one_hot)).sum(1)
@@ -43,7 +50,7 @@ def fresh_estimator(name, dtype=torch.float32):
     return spec, network, make_estimator(spec, network, (1, 28, 28), 10)
 
 
-@pytest.mark.parametrize("name", ALL_KINDS)
+@pytest.mark.parametrize("name", GRADIENT_CASES)
 def test_loss_gradient_is_the_input_gradient_of_the_stated_loss(name, mnist_small):
     spec, network, est = fresh_estimator(name)
     x, y = mnist_small.x[:16], mnist_small.y[:16]
@@ -54,7 +61,7 @@ def test_loss_gradient_is_the_input_gradient_of_the_stated_loss(name, mnist_smal
     np.testing.assert_allclose(grad, expected.numpy(), rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ALL_KINDS)
+@pytest.mark.parametrize("name", GRADIENT_CASES)
 def test_loss_gradient_matches_finite_differences(name, mnist_small):
     """Central differences in float64 along a random direction, per example.
 
@@ -97,11 +104,11 @@ def test_predict_argmax_is_the_models_decision_rule(name, tiny_models, mnist_sma
     predicted = est.predict(x.numpy(), batch_size=100).argmax(1)
     with torch.no_grad():
         raw = network.raw_outputs(x)
-    if name == "R:TANH:MSE":
+    if name in ("R:TANH:MSE", "R:TANH:CE", "R:LINEAR:MSE"):
         decision = torch.cdist(raw, network.head.codebook).argmin(1)  # nearest codeword
     elif name == "O:SOFTMAX:MSE" or name == "O:SOFTMAX:CE":
         decision = raw.softmax(1).argmax(1)
-    else:  # hinge: largest score; lmcl: largest cosine
+    else:  # hinge: largest score; lmcl: largest cosine; O:TANH:MSE: the nearest of +a/-a is the largest output
         decision = raw.argmax(1)
     assert (predicted == decision.numpy()).all()
     assert (predicted == mnist_small.y.numpy()).mean() > 0.8  # the tiny model has learnt something
