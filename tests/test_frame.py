@@ -258,11 +258,22 @@ def test_the_report_csv_has_the_frames_columns_and_every_column_it_had(tiny_run,
     from bench.reports.render import _write_csv
 
     records = read_records(tiny_run[0])
-    _write_csv(records, tmp_path / "results.csv")
+    _write_csv(records, tmp_path / "results.csv", lambda r: "cnn")
     frame = records_frame(records)
     written = pd.read_csv(tmp_path / "results.csv", dtype=frame.dtypes.to_dict())
-    pd.testing.assert_frame_equal(written, frame)
+    pd.testing.assert_frame_equal(written[list(frame.columns)], frame)
     assert set(OLD_CSV_COLUMNS) <= set(written.columns) and "eps" in written.columns
+
+
+def test_the_report_csv_puts_the_published_number_beside_each_cell(committed, tmp_path):
+    from bench.reports.render import _write_csv
+
+    _write_csv(read_records(committed), tmp_path / "results.csv", lambda r: "cnn")
+    written = pd.read_csv(tmp_path / "results.csv")
+    fgsm = written[(written.name == "mnist/whitebox_untargeted/fgsm[eps=0.1]/O:SOFTMAX:CE")].iloc[0]
+    assert fgsm.paper == 0.654  # saito2019 Table 3, from bench/data/reference_results.csv
+    published = written.dropna(subset=["paper"])
+    assert len(published) and (published["delta"] - (published["rate"] - published["paper"])).abs().max() < 1e-12
 
 
 def test_no_attack_parameter_is_named_like_a_column():
@@ -284,3 +295,17 @@ def test_a_plugin_parameter_named_like_a_column_gets_its_own_column():
     cell = replace(record("p"), seed=7, config={"params": {"seed": 3.0, "eps": 0.1}})
     (row,) = records_frame([cell]).to_dict("records")
     assert (row["seed"], row["param_seed"], row["eps"]) == (7, 3.0, 0.1)
+
+
+def test_a_run_keeps_its_models_metadata_so_a_report_needs_only_the_results_store(tiny_run, tmp_path):
+    from bench.reports.dataset import model_metas
+    from bench.results.store import read_model_metas
+    from models.store import ModelStore
+
+    folder, plan = tiny_run
+    kept = read_model_metas(folder)
+    assert {m["key"] for m in kept} == {spec.key() for spec in plan.specs.values()}
+    assert all(0.0 < m["clean_accuracy"] <= 1.0 for m in kept)
+    elsewhere = ModelStore(tmp_path / "empty-model-store")  # a reader's machine: no models
+    assert model_metas(folder, elsewhere) == kept
+    assert read_model_metas(COMMITTED) == []  # written before stores kept them: the report falls back

@@ -62,6 +62,7 @@ class MatrixRunner:
         if client is None:
             for label in sorted(models_needed(todo)):  # train what is missing before any attack
                 self.bench.estimator(plan.specs[label])
+            self._keep_model_metas(plan)
             pairs = _records_here(groups, unfinished, self.bench)
         else:
             from bench.matrix.dask_run import records_on_dask
@@ -79,7 +80,14 @@ class MatrixRunner:
         bar.close()
         if diagnostics.wanted(self.options.attacks, self.options.settings):
             self._run_diagnostics(plan, summary)
+        self._keep_model_metas(plan)
         return summary
+
+    def _keep_model_metas(self, plan: Plan) -> None:
+        """Copy the plan's models' metadata from the model store into the results store, so that reports need only
+        the results store (a reader of committed results has no model store)."""
+        keys = {spec.key() for spec in plan.specs.values()}
+        self.results.put_models([m for m in self.model_store.list() if m["key"] in keys])
 
     def _run_diagnostics(self, plan: Plan, summary: RunSummary) -> None:
         """Gradient health of every model on the preset's diagnostic images (cheap: one gradient each)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from bench.results.store import Record, read_records
+from bench.results.store import Record, read_model_metas, read_records
 
 
 def report_records(dataset: str, results: Path) -> list[Record]:
@@ -30,4 +30,12 @@ def write_report(dataset: str, results: Path, reports_dir: Path, out: Path | Non
     if reports_dir != Path("reports"):
         command += " --reports-dir " + shlex.quote(str(reports_dir))
     records = report_records(dataset, results)
-    return write_dataset_report(dataset, records, ModelStore().list(), reports_dir, command)
+    return write_dataset_report(dataset, records, model_metas(results, ModelStore()), reports_dir, command)
+
+
+def model_metas(results: Path, model_store) -> list[dict]:
+    """The models' metadata as the results store kept it when its cells ran; for a store written before it kept
+    them, the model store's entries, where this machine has them."""
+    kept = read_model_metas(results)
+    keys = {m["key"] for m in kept}
+    return kept + [m for m in model_store.list() if m["key"] not in keys]

@@ -145,6 +145,7 @@ class ResultsStore:
                 if column not in present:  # old rows read NULL: "not stored", never a wrong value
                     db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
             db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+            db.execute(_MODELS_TABLE)
             db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
         if found != str(SCHEMA_VERSION):
@@ -191,6 +192,19 @@ class ResultsStore:
     def records(self, **where: Any) -> list[Record]:
         with self._connect() as db:
             return _select(db, where, self.path)
+
+    def put_models(self, metas: list[dict[str, Any]]) -> None:
+        """Keep the metadata of the models the cells measured (the model store's meta.json: configuration, clean
+        accuracy, training curve), so that a report is a function of the results store alone, wherever it is read."""
+        with self._connect() as db:
+            db.executemany(
+                "INSERT OR REPLACE INTO models VALUES (?, ?)",
+                [(m["key"], json.dumps(m, sort_keys=True)) for m in metas],
+            )
+
+
+# added after schema version 1 without a bump: older stores simply have no model metadata, and older readers ignore it
+_MODELS_TABLE = "CREATE TABLE IF NOT EXISTS models (model_key TEXT PRIMARY KEY, meta TEXT NOT NULL)"
 
 
 def _select(db: sqlite3.Connection, where: dict[str, Any], source: Path) -> list[Record]:
@@ -290,16 +304,36 @@ def read_records(path: str | Path, **where: Any) -> list[Record]:
     leaves them behind), so a store that no writer holds open is read as immutable; one with a -wal file (a
     writer is at work, or crashed) is read in read-only mode through that writer's files, whose rows count.
     """
+    return _read_only(path, lambda db, file: _select(db, where, file))
+
+
+def read_model_metas(path: str | Path) -> list[dict[str, Any]]:
+    """The metadata of the models whose cells the store at ``path`` holds (none for a store written before it kept
+    them), read without writing."""
+
+    def metas(db: sqlite3.Connection, file: Path) -> list[dict[str, Any]]:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return (
+            [json.loads(m) for (m,) in db.execute("SELECT meta FROM models ORDER BY model_key")]
+            if "models" in tables
+            else []
+        )
+
+    return _read_only(path, metas)
+
+
+def _read_only(path: str | Path, select) -> Any:
+    """``select(db, file)`` on the store at ``path`` (see ``read_records``), read without writing a byte."""
     file = store_file(path)
     wal = file.with_name(file.name + "-wal")
     immutable = not wal.exists()
-    records = _read(file, "immutable=1" if immutable else "mode=ro", where)
+    found = _read(file, "immutable=1" if immutable else "mode=ro", select)
     if immutable and wal.exists():  # a writer opened the store while it was read as immutable: read again
-        records = _read(file, "mode=ro", where)
-    return records
+        found = _read(file, "mode=ro", select)
+    return found
 
 
-def _read(file: Path, mode: str, where: dict[str, Any]) -> list[Record]:
+def _read(file: Path, mode: str, select) -> Any:
     uri = f"file:{quote(str(file.resolve()))}?{mode}"
     try:
         with closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
@@ -312,6 +346,6 @@ def _read(file: Path, mode: str, where: dict[str, Any]) -> list[Record]:
                 raise StoreError(
                     f"results store {file} has schema version {version}; this bench reads version {SCHEMA_VERSION}."
                 )
-            return _select(db, where, file)
+            return select(db, file)
     except sqlite3.DatabaseError as exc:  # a damaged file, or a column this Record does not know
         raise StoreError(f"results store {file} cannot be read: {exc}; {_EXPECTED}.") from exc
