@@ -115,6 +115,6 @@ def test_your_own_network_runs_in_the_cells_and_has_its_row_in_the_clean_table(t
     clean = readme.split("### saito2019 Table 4")[1].split("###")[0]
     (row,) = [line for line in clean.splitlines() if line.startswith("| mine")]
     label, measured, images = (cell.strip() for cell in row.split("|")[1:4])
-    assert "not in the model store" in label and images == "10"  # measured on the cell's 10 images
+    assert "no stored model metadata" in label and images == "10"  # measured on the cell's 10 images
     stored = bench.load_results(tmp_path / "r", dataset="mnist")
     assert float(measured) == pytest.approx(stored[stored.attack == "fgsm"].clean_accuracy.iloc[0], abs=1e-4)

@@ -75,34 +75,10 @@ def test_a_difference_within_sampling_error_does_not_fire():
     assert all_flags([cell("fgsm", 0.1, 48, n=100), cell("bim", 0.1, 52, n=100)]) == []
 
 
-def test_verdict_holds_only_when_the_attacks_that_know_the_model_ran_and_nothing_fired():
-    from bench.reports.robustness import robustness_section
-
-    papers_only = [cell("fgsm", 0.1, 300), cell("pgd", 0.1, 100)]
-    assert "**m**: unverified: pgd_margin, square not run" in robustness_section(papers_only)
-    complete = [*papers_only, cell("pgd_margin", 0.1, 90), cell("square", 0.1, 200)]
-    assert "**m**: holds" in robustness_section(complete)
-    masked = [*complete, cell("bim", 0.1, 420)]
-    text = robustness_section(masked)
-    assert "**m**: does not hold: iterative_vs_single_step" in text and "bim eps=0.1: 0.840" in text
-
-
-def test_a_blind_gradient_warns_but_the_verdict_follows_the_attacks_that_know_the_model():
-    from bench.reports.robustness import robustness_section
-
-    blind = diagnostic("gradient_vanishing", 300)
-    agreeing = [cell("fgsm", 0.1, 300), cell("pgd", 0.1, 100), cell("pgd_margin", 0.1, 98), cell("square", 0.1, 200)]
-    text = robustness_section([*agreeing, blind])
-    assert "**m**: holds at the worst case" in text and "(gradient_vanishing)" in text
-    overstated = [*agreeing, cell("pgd_margin", 0.2, 0), cell("mim", 0.2, 250), blind]
-    text = robustness_section(overstated)
-    assert "**m**: does not hold: papers_attacks_overstate, gradient_vanishing" in text
-
-
 def test_the_checks_compare_the_attacks_the_registry_describes():
     """The lists the checks compare are asked of each family's description; for the built-in families they are
     the lists once typed by hand here and in the report."""
-    from bench.reports import robustness
+    from bench.reports import answer, robustness
 
     assert flags.single_step_attacks() == ("fgsm",)
     assert flags.iterative_attacks() == ("bim", "mim", "pgd", "pgd_margin", "pgd_margin_pretanh", "apgd")
@@ -110,7 +86,7 @@ def test_the_checks_compare_the_attacks_the_registry_describes():
     assert flags.gradient_attacks() == ("fgsm", "bim", "mim", "pgd", "pgd_margin", "pgd_margin_pretanh", "apgd")
     assert flags.papers_attacks() == ("fgsm", "bim", "mim", "pgd")
     assert flags.attacks_that_know_the_model() == ("pgd_margin", "pgd_margin_pretanh", "apgd", "autoattack")
-    assert robustness.verdict_attacks() == ("pgd_margin", "square")
+    assert answer.verdict_attacks() == ("pgd_margin", "square")
     assert set(robustness.harness_attacks()) == {"pgd_margin", "pgd_margin_pretanh", "apgd", "autoattack", "square"}
 
 

@@ -57,7 +57,7 @@ def test_the_worst_case_is_never_above_an_attack_it_combines_and_has_a_verdict_p
         for name in w.config["components"]:
             assert w.hits <= records[name].hits, (w.name, name)
     report = (root / "reports" / "mnist" / "README.md").read_text()
-    section = report.split("### Does the robustness hold?")[1].split("###")[0]
+    section = report.split("## The answer")[1].split("## ")[0]
     models = {r.model for r in records.values()}
     assert all(f"- **{m}**: " in section for m in models), section
 

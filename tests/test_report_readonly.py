@@ -21,7 +21,7 @@ def _fingerprint(folder: Path) -> dict[str, str]:
 
 def _robustness(readme: Path) -> str:
     text = readme.read_text()
-    return text[text.index("### Does the robustness hold?") : text.index("### What each attack sees")]
+    return text[text.index("### Every attack beside the worst case") : text.index("### What each attack sees")]
 
 
 def test_report_reads_without_writing_and_derives_the_worst_case(tmp_path):

@@ -57,7 +57,7 @@ def test_adversarially_trained_models_get_tables_ii_and_iii(tmp_path):
     clean = next(line for line in report.splitlines() if line.startswith("| hinge [1 epochs"))
     assert clean.split("|")[4].strip() == "0.91"  # clean accuracy of vu2018's adversarially trained hinge model
     row = next(line for line in report.splitlines() if line.startswith("| O:SOFTMAX:CE → hinge"))
-    assert "paper 0.855" in row  # Table III: crafted on cross-entropy, evaluated on hinge
+    assert "(0.855)" in row  # Table III: crafted on cross-entropy, evaluated on hinge
     assert f"--out {out}" in report  # the regenerating command reads the same store
     # the training run, with its curve: 5 steps make one window, whose accuracy is the epoch's
     training = report.split("### The adversarial training actually run")[1].split("###")[0]

@@ -75,3 +75,22 @@ def lookup(
             source = vu2018_model(source, arch, adversarial=False)
     key = RefKey(src, tab, csv_setting(setting, source), dataset, model, attack, param, value)
     return reference().get(key)
+
+
+def published(record, arch: str) -> float | None:
+    """The published number for a stored cell (a Record) under the first of its tables that has one."""
+    for table in record.config.get("tables", []):
+        paper = lookup(
+            table,
+            record.setting,
+            record.dataset,
+            record.model,
+            record.attack,
+            record.param or "",
+            record.value,
+            record.source,
+            arch,
+        )
+        if paper is not None:
+            return paper
+    return None

@@ -7,11 +7,22 @@ from pathlib import Path
 from tabulate import tabulate
 
 from bench.attacks import ATTACKS
+from bench.data.datasets import dataset_info
 from bench.errors import UnknownNameError
-from bench.reports.plots import eps_plots
-from bench.reports.reference import lookup
+from bench.reports.answer import answer_section
+from bench.reports.plots import WORST_CASE_PLOT, eps_plots
+from bench.reports.reference import lookup, published
 from bench.reports.robustness import robustness_section
-from bench.reports.tables import TABLE_TITLES, fmt_rate, records_for_table, render_table, run_prices, timing_rows
+from bench.reports.tables import (
+    ADVERSARIAL_ONLY,
+    CELL_KEY,
+    TABLE_TITLES,
+    fmt_rate,
+    records_for_table,
+    render_table,
+    run_prices,
+    timing_rows,
+)
 from bench.reports.training import steps_of, training_section
 from bench.results.frame import records_frame
 from bench.results.store import Record
@@ -25,35 +36,61 @@ def write_dataset_report(
     out = out_root / dataset
     out.mkdir(parents=True, exist_ok=True)
     used_keys = {r.model_key for r in records}
+    arch_of = _archs(model_metas)
     arch = _arch(model_metas, dataset, used_keys)
+    adversarial = {key for key, a in arch_of.items() if a.endswith(ADVERSARIAL_SUFFIX)}
+    plots = eps_plots(records, out / "plots")
+    worst_plot = next((p.name for p in plots if p.name == WORST_CASE_PLOT), None)
+    chance = 1 / dataset_info(dataset).n_classes
     sections = [
         f"# {dataset}: robustness by training loss and target representation",
         "",
-        f"Generated from the results store by `{command}`; do not edit by hand. Each cell: measured rate "
-        "[Wilson 95% interval] (published number, Δ = measured − published). "
+        f"Generated from the results store by `{command}`; do not edit by hand. {CELL_KEY} "
         f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
+        "",
+        answer_section(records, chance, f"plots/{worst_plot}" if worst_plot else None),
+        "## The papers' tables",
         "",
         _clean_table(dataset, model_metas, used_keys, records),
         training_section([m for m in model_metas if m["key"] in used_keys], out),
     ]
     for table in TABLE_TITLES:
-        recs = records_for_table(records, table)
+        recs = records_for_table(records, table, adversarial, set(arch_of))
         if recs:
-            sections.append(render_table(table, recs, arch))
-    sections += [robustness_section(records), _views(records), _timing(records, model_metas), _failures(records)]
-    sections.append(_provenance(records))
+            sections.append(render_table(table, recs, _table_arch(table, model_metas, dataset, recs)))
+    sections += ["## The evidence", "", robustness_section(records), _views(records)]
+    sections += [_timing(records, model_metas), _failures(records), _provenance(records)]
     (out / "README.md").write_text("\n".join(sections) + "\n")
-    _write_csv(records, out / "results.csv")
-    eps_plots(records, out / "plots")
+    _write_csv(records, out / "results.csv", lambda r: arch_of.get(r.model_key, arch))
     return out
+
+
+ADVERSARIAL_SUFFIX = "+pgd_at"
+
+
+def _table_arch(table: str, metas: list[dict], dataset: str, recs: list[Record]) -> str:
+    """The architecture a table's published numbers are looked up under: a table of adversarially trained models
+    (vu2018 Tables II and III) is about ``<arch>+pgd_at`` even where the store lacks the models' metadata."""
+    arch = _arch(metas, dataset, {r.model_key for r in recs})
+    if ADVERSARIAL_ONLY.get(table) and not arch.endswith(ADVERSARIAL_SUFFIX):
+        arch = "/".join(a.removesuffix(ADVERSARIAL_SUFFIX) + ADVERSARIAL_SUFFIX for a in arch.split("/"))
+    return arch
+
+
+def _archs(metas: list[dict]) -> dict[str, str]:
+    """Each stored model's architecture as vu2018 names it: cnn, or cnn+pgd_at when it was adversarially trained."""
+    return {
+        m["key"]: m["spec"]["arch"] + (ADVERSARIAL_SUFFIX if m["spec"]["train"].get("adversarial") else "")
+        for m in metas
+    }
 
 
 def _arch(metas: list[dict], dataset: str, used_keys: set[str]) -> str:
     """The architecture of the models the results came from, as vu2018 names it: cnn, or cnn+pgd_at when
     they were all adversarially trained (the key under which its Tables II and III are published)."""
     used = [m for m in metas if m["key"] in used_keys] or [m for m in metas if m["spec"]["dataset"] == dataset]
-    archs = sorted({m["spec"]["arch"] + ("+pgd_at" if m["spec"]["train"].get("adversarial") else "") for m in used})
-    return "/".join(archs) or "cnn"
+    archs = _archs(used)
+    return "/".join(sorted(set(archs.values()))) or "cnn"
 
 
 def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: list[Record]) -> str:
@@ -61,6 +98,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
     the model store does not hold (your own network, ``bench evaluate``) gets the clean accuracy its cells measured
     on their largest sample set."""
     rows = _unstored_rows(records, {m["key"] for m in metas})
+    adversarial = []
     for m in metas:
         spec = m["spec"]
         if used_keys:
@@ -79,19 +117,30 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
                 label += f"; {steps_of(m)} steps of batch {train['batch_size']}"
             label += "]"
             paper = lookup("vu2018:II", "clean", dataset, kind, "none", "", None, arch=f"{spec['arch']}+pgd_at")
+            adversarial.append(True)
         else:
+            adversarial.append(False)
             paper = lookup("saito2019:4", "clean", dataset, kind, "none", "", None)
         measured = m["clean_accuracy"]
         delta = f"{measured - paper:+.3f}" if paper is not None else "—"
-        rows.append([f"{label} ({spec['arch']})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
+        arch = spec["arch"] + (ADVERSARIAL_SUFFIX if train.get("adversarial") else "")
+        rows.append([f"{label} ({arch})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
     return "\n".join(
         [
-            "### saito2019 Table 4: clean test accuracy (whole test split; vu2018 Table II's for adversarial training)",
+            f"### {CLEAN_TITLES[(any(adversarial), all(adversarial) and bool(adversarial))]}",
             "",
             tabulate(rows, headers=["model", "measured", "images", "paper", "Δ"], tablefmt="github"),
             "",
         ]
     )
+
+
+CLEAN_TITLES = {  # (any model adversarially trained, all of them): whose clean-accuracy table this is
+    (False, False): "saito2019 Table 4: clean test accuracy (whole test split)",
+    (True, True): "vu2018 Table II: clean test accuracy of the adversarially trained models (whole test split)",
+    (True, False): "Clean test accuracy (whole test split): saito2019 Table 4's, and vu2018 Table II's for the "
+    "adversarially trained models",
+}
 
 
 def _unstored_rows(records: list[Record], stored_keys: set[str]) -> list[list]:
@@ -101,7 +150,7 @@ def _unstored_rows(records: list[Record], stored_keys: set[str]) -> list[list]:
             if r.model_key not in largest or r.n > largest[r.model_key].n:
                 largest[r.model_key] = r
     return [
-        [f"{r.model} (not in the model store: on the test images of its cells)", f"{r.clean_accuracy:.4f}", r.n]
+        [f"{r.model} (no stored model metadata: on the test images of its cells)", f"{r.clean_accuracy:.4f}", r.n]
         + ["—", "—"]
         for r in sorted(largest.values(), key=lambda r: r.model)
     ]
@@ -134,12 +183,23 @@ def _views(records: list[Record]) -> str:
             "",
             tabulate(rows, headers=["attack", "implementation", "works from"], tablefmt="github"),
             "",
-            "Against R:TANH:MSE, `cw_l2` is the attacker who does not know about codewords: it takes the 128 tanh "
-            "outputs for logits, reads class t as output t, and judges its own success by their argmax, which is not "
-            "the model's decision (saito2019 section 3.3). `cw_l2_codeword` works from the distances to the codewords.",
-            "",
+            *_codeword_note(used, attacks),
         ]
     )
+
+
+def _codeword_note(kinds_used: set[str], attacks: list[str]) -> list[str]:
+    """What the stock CW attack misreads on a codeword model: only where both ran."""
+    codeword = sorted(k for k in kinds_used if KINDS.get(k).codebook)
+    if not codeword or "cw_l2" not in attacks:
+        return []
+    return [
+        f"Against {', '.join(codeword)}, `cw_l2` is the attacker who does not know about codewords: it takes the "
+        "model's d outputs (d the codeword length) for logits, reads class t as output t, and judges its own "
+        "success by their argmax, which is not the model's decision (saito2019 section 3.3). `cw_l2_codeword` "
+        "works from the distances to the codewords.",
+        "",
+    ]
 
 
 BEST_BATCH_NOTE = (
@@ -207,6 +267,11 @@ def _provenance(records: list[Record]) -> str:
     )
 
 
-def _write_csv(records: list[Record], path: Path) -> None:
-    """The raw results with every attack parameter in a column: the columns of ``bench export``."""
-    records_frame(records).to_csv(path, index=False)
+def _write_csv(records: list[Record], path: Path, arch_of) -> None:
+    """The raw results with every attack parameter in a column (the columns of ``bench export``), and the published
+    number with Δ where the papers have one."""
+    frame = records_frame(records)
+    papers = {r.cell_hash: published(r, arch_of(r)) for r in records}
+    frame["paper"] = frame["cell_hash"].map(papers).astype("float64")
+    frame["delta"] = frame["rate"] - frame["paper"]
+    frame.to_csv(path, index=False)

@@ -1,7 +1,8 @@
 """Markdown tables in the papers' layout: one sub-table per attack, models as rows, swept values as columns.
 
-Each cell reads ``measured [95% interval] (paper p, Δ d)``; a cell the papers did not publish shows
-``paper —``. Every table states how many images its cells used.
+Each cell reads ``measured ±h (paper)``, h the larger side of the Wilson 95% interval (``CELL_KEY``, said once
+per report); a cell the papers did not publish has no parenthesis. The CSV keeps the interval's ends and the
+published number. Every table states how many images its cells used.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from tabulate import tabulate
 
 from bench.attacks import ATTACKS
 from bench.reports.reference import lookup
-from bench.results.metrics import interval_text
+from bench.results.metrics import short
 from bench.results.store import Record
 
 TABLE_TITLES = {
@@ -34,19 +35,46 @@ def fmt_rate(rate: float | None) -> str:
     return "—" if rate is None else f"{rate:.3f}"
 
 
+# which models a table is about: vu2018's Tables II and III publish adversarially trained models, its section III-A
+# evaluation plain ones; a group tagged with both lists each model under the table it belongs to
+ADVERSARIAL_ONLY = {"vu2018:II": True, "vu2018:III": True, "vu2018:III-A": False}
+CELL_KEY = (
+    "Each cell: measured rate ± the larger side of its Wilson 95% interval (published number, where the papers "
+    "have one); `results.csv` has the interval's ends, the published number and Δ = measured − published."
+)
+
+
 def fmt_cell(record: Record | None, paper: float | None) -> str:
     if record is None:
         return "not run"
     if record.status != "ok":
         return "error (see Failures)"
-    measured = interval_text(record)
-    if paper is None:
-        return f"{measured} (paper —)"
-    return f"{measured} (paper {paper:.3f}, Δ {record.rate - paper:+.3f})"
+    return short(record) if paper is None else f"{short(record)} ({paper:.3f})"
 
 
-def records_for_table(records: Iterable[Record], table: str) -> list[Record]:
-    return [r for r in records if table in r.config.get("tables", [])]
+def records_for_table(
+    records: Iterable[Record], table: str, adversarial: set[str] = frozenset(), known: set[str] | None = None
+) -> list[Record]:
+    """The records tagged with ``table``; for the tables of one kind of training (``ADVERSARIAL_ONLY``), only the
+    models trained that way (``adversarial``: the store keys of adversarially trained models, among the ``known``
+    keys whose training the report knows). A model of unknown training stays under the first such table it is
+    tagged with (the preset's order), so that one cell is never printed as two tables' rows."""
+    tagged = [r for r in records if table in r.config.get("tables", [])]
+    if table not in ADVERSARIAL_ONLY:
+        return tagged
+    known = set(known if known is not None else adversarial)
+    wanted = ADVERSARIAL_ONLY[table]
+
+    def belongs(r: Record) -> bool:
+        if r.model_key in known:
+            return (r.model_key in adversarial) == wanted
+        return _first_training_table(r) == table
+
+    return [r for r in tagged if belongs(r)]
+
+
+def _first_training_table(record: Record) -> str | None:
+    return next((t for t in record.config.get("tables", []) if t in ADVERSARIAL_ONLY), None)
 
 
 def render_table(table: str, records: list[Record], arch: str) -> str:

@@ -41,3 +41,14 @@ def perturbation_sizes(x: torch.Tensor, x_adv: torch.Tensor, worked: torch.Tenso
     delta = (x_adv - x)[worked].flatten(1).double()
     l2, linf = delta.norm(dim=1), delta.abs().amax(dim=1)
     return PerturbationSizes(l2.mean().item(), l2.median().item(), linf.mean().item(), linf.median().item())
+
+
+def compact_text(rate: float, low: float, high: float) -> str:
+    """'rate ±h' with h the larger side of the interval (Wilson intervals are not symmetric): the tables' short form;
+    the CSV keeps both ends."""
+    return f"{rate:.3f} ±{max(rate - low, high - rate, 0.0):.3f}"
+
+
+def short(record) -> str:
+    """``compact_text`` of anything with ``rate``, ``ci_low`` and ``ci_high`` (a Record)."""
+    return compact_text(record.rate, record.ci_low, record.ci_high)
