@@ -57,7 +57,7 @@ FACTORS: tuple[Factor, ...] = (
         note="the representation and the output activation change together: this pair cannot separate them",
     ),
     Factor("hinge loss", "hinge", "O:SOFTMAX:CE", "The hinge loss (against cross-entropy)"),
-    Factor("LMCL loss", "lmcl", "O:SOFTMAX:CE", "The LMCL loss (against cross-entropy)"),
+    Factor("LMCL loss", "lmcl_s10_m0.3", "O:SOFTMAX:CE", "The LMCL loss, s=10, m=0.3 (against cross-entropy)"),
 )
 
 

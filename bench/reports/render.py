@@ -10,6 +10,7 @@ from bench.attacks import ATTACKS
 from bench.data.datasets import dataset_info
 from bench.errors import UnknownNameError
 from bench.reports.answer import answer_section
+from bench.reports.factors import what_changes_robustness
 from bench.reports.plots import WORST_CASE_PLOT, eps_plots
 from bench.reports.reference import lookup, published
 from bench.reports.robustness import robustness_section
@@ -49,6 +50,7 @@ def write_dataset_report(
         f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
         "",
         answer_section(records, chance, f"plots/{worst_plot}" if worst_plot else None),
+        _factors(records),
         "## The papers' tables",
         "",
         _clean_table(dataset, model_metas, used_keys, records),
@@ -66,6 +68,15 @@ def write_dataset_report(
 
 
 ADVERSARIAL_SUFFIX = "+pgd_at"
+
+
+def _factors(records: list[Record]) -> str:
+    """ "What changes robustness" (bench.reports.factors); a pair that cannot be compared is said, not raised, so that
+    the rest of the report is still written."""
+    try:
+        return what_changes_robustness(records)
+    except ValueError as exc:
+        return f"### What changes robustness\n\nNot computed: {exc}\n"
 
 
 def _table_arch(table: str, metas: list[dict], dataset: str, recs: list[Record]) -> str:
