@@ -58,7 +58,8 @@ def eps_plots(records: list[Record], out_dir: Path) -> list[Path]:
 
 
 def _plot(recs: list[Record], title: str, path: Path) -> Path:
-    """One line per model and parameter set: the models differ by marker, the parameter sets by line style."""
+    """One line per model and parameter set: the models differ by colour and marker, the parameter sets by line
+    style."""
     lines = _lines(recs)
     models = sorted({model for model, _ in lines})
     variants = sorted({variant for _, variant in lines})
@@ -75,6 +76,7 @@ def _plot(recs: list[Record], title: str, path: Path) -> Path:
             marker=MARKERS[m % len(MARKERS)],
             markersize=max(9 - 1.2 * m, 3),
             fillstyle="none",
+            color=f"C{m % 10}",
             linestyle=LINESTYLES[variants.index(variant) % len(LINESTYLES)],
             capsize=3,
             label=model + (f" ({variant})" if variant else ""),
