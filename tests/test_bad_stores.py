@@ -238,3 +238,20 @@ def test_the_committed_baselines_pass_their_own_checks():
     for path in paths:
         baseline = read_baseline(path)
         assert baseline["cells"] and any(c["rate"] in (0.0, 1.0) for c in baseline["cells"].values())
+
+
+def test_a_stored_model_whose_weights_are_not_the_ones_its_meta_describes_is_refused_before_any_attack(tmp_path):
+    import shutil
+
+    from bench.matrix.plan import MatrixOptions
+    from bench.matrix.workbench import Workbench
+    from models.spec import TrainConfig, make_spec
+
+    folder = _stored_model()  # untrained weights (about 0.1 correct) beside a meta.json that says 0.98
+    spec = make_spec("mnist", "O:SOFTMAX:CE", "cnn", TrainConfig())
+    try:
+        bench = Workbench(MatrixOptions(dataset="mnist", progress=False), {"O:SOFTMAX:CE": spec}, tmp_path)
+        with pytest.raises(StoreError, match=r"of 1000 test images correctly .* but its meta.json says 0.9800"):
+            bench.estimator(spec)
+    finally:
+        shutil.rmtree(folder)

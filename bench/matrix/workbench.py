@@ -9,18 +9,23 @@ import datetime as dt
 from pathlib import Path
 
 from bench.data import datasets
+from bench.errors import StoreError
 from bench.matrix.craft import Crafter, SampleSet, sample_set
 from bench.matrix.group_run import GroupInputs
 from bench.matrix.groups import CraftGroup
 from bench.matrix.passes import BEST_BATCHES, Prices
 from bench.matrix.plan import Cell, MatrixOptions
 from bench.provenance import git_commit, versions
+from bench.results.metrics import wilson_interval
 from models.estimator import BenchClassifier, make_estimator
 from models.external import ExternalModel
+from models.inference import accuracy
 from models.spec import ModelSpec
 from models.store import ModelStore
 from models.zoo import obtain
 
+CLEAN_CHECK_IMAGES = 1000  # a forward pass over these when a stored model is loaded: under a second on a CPU
+Z999 = 3.290527  # a 99.9% interval: a healthy model must not fail the check by chance
 _PRICES: dict[tuple[str, str], Prices] = {}  # (model key, device) -> its prices, for every run of this process
 
 
@@ -54,10 +59,28 @@ class Workbench:
                 codebook_key=o.codebook_key,
                 progress=o.progress,
             )
+            self._check_clean_accuracy(spec, stored)
             input_shape = tuple(stored.meta["input_shape"])
             est = make_estimator(spec, stored.network, input_shape, stored.meta["n_classes"], o.device)
             self._estimators[key] = est
         return self._estimators[key]
+
+    def _check_clean_accuracy(self, spec: ModelSpec, stored) -> None:
+        """A stored model must still be the model its meta.json describes: its accuracy on the first images of the
+        test split within sampling error (a 99.9% Wilson interval) of the stored clean accuracy. Weights swapped,
+        damaged or decoded with another codebook key would otherwise be attacked, and every number of its cells
+        would be wrong without a word."""
+        meta = stored.meta
+        n = min(CLEAN_CHECK_IMAGES, meta["n_test"])
+        samples = self.sample_set(n, 0)
+        hits = round(accuracy(stored.network, samples.x, samples.y, device=self.options.device) * n)
+        low, high = wilson_interval(hits, n, z=Z999)
+        if not low <= meta["clean_accuracy"] <= high:
+            raise StoreError(
+                f"stored model {meta['name']} ({spec.key()}) classifies {hits / n:.3f} of {n} test images correctly "
+                f"[{low:.3f}, {high:.3f}], but its meta.json says {meta['clean_accuracy']:.4f}: its weights are not "
+                "the ones trained (or the codebook key differs). Retrain it with `bench train ... --force`."
+            )
 
     def group_inputs(self, group: CraftGroup) -> GroupInputs:
         first = group.crafts[0]
