@@ -15,6 +15,7 @@ Examples:
   bench train --dataset mnist --model R:TANH:MSE --arch cnn
   bench train --dataset mnist --model all
   bench train --dataset mnist --model lmcl_s10_m0.3 --pgd-at --epochs 10
+  bench train --dataset mnist --model hinge --fgsm-rs-at --epochs 10 --batch-size 100 --lr 5e-3
   bench train --dataset fashion_mnist --model O:SOFTMAX:CE --model O:SOFTMAX:MSE
 
 {models}
@@ -40,15 +41,37 @@ def _model_lines() -> str:
 @click.option("--arch", default="cnn", show_default=True, help="cnn (vu2018 Table I) or densenet (DenseNet-BC).")
 @click.option("--epochs", type=int, default=6, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate (cosine decay to 0).")
+@click.option(
+    "--lr", type=float, default=1e-3, show_default=True, help="Adam's learning rate (the peak of --schedule)."
+)
+@click.option(
+    "--schedule",
+    type=click.Choice(["cosine", "constant", "cyclic"]),
+    default=None,
+    help="Learning rate over the steps: cosine decay to 0, constant, or cyclic (0 up to --lr at 2/5 of the steps, "
+    "down to 0). Default: cyclic with --fgsm-rs-at (Wong et al.), else cosine.",
+)
 @click.option(
     "--seed", type=click.IntRange(0), default=0, show_default=True, help="Seeds the initialisation and batch order."
 )
 @click.option("--n-train", type=int, default=None, help="Train on a seeded subset of this many images (quick runs).")
 @click.option("--pgd-at", is_flag=True, help="PGD adversarial training (Madry et al.) as in vu2018.")
+@click.option(
+    "--fgsm-rs-at",
+    is_flag=True,
+    help="FGSM adversarial training from a random start (Wong, Rice and Kolter 2020), with a guard against "
+    "catastrophic overfitting whose PGD is --pgd-step and --pgd-iter.",
+)
 @click.option("--pgd-eps", type=float, default=0.3, show_default=True, help="L-inf radius of the training attack.")
-@click.option("--pgd-step", type=float, default=0.01, show_default=True, help="Step size of the training attack.")
-@click.option("--pgd-iter", type=int, default=40, show_default=True, help="Steps of the training attack (vu2018: 40).")
+@click.option("--pgd-step", type=float, default=0.01, show_default=True, help="Step size of the training PGD.")
+@click.option("--pgd-iter", type=int, default=40, show_default=True, help="Steps of the training PGD (vu2018: 40).")
+@click.option("--fgsm-alpha", type=float, default=None, help="FGSM-RS step size; default 1.25 x --pgd-eps.")
+@click.option(
+    "--guard-drop",
+    type=float,
+    default=None,
+    help="FGSM-RS: stop when the guard's PGD accuracy falls by more than this; default 0.2 (Wong et al.).",
+)
 @click.option("--codeword-length", type=int, default=128, show_default=True, help="d for R:TANH:MSE.")
 @click.option(
     "--codebook-key",
@@ -84,12 +107,16 @@ def train(
     epochs,
     batch_size,
     lr,
+    schedule,
     seed,
     n_train,
     pgd_at,
+    fgsm_rs_at,
     pgd_eps,
     pgd_step,
     pgd_iter,
+    fgsm_alpha,
+    guard_drop,
     codeword_length,
     codebook_key,
     lmcl_s,
@@ -104,16 +131,15 @@ def train(
 ) -> None:
     """Train models (or take them from the store) and print their clean test accuracy."""
     from models.kinds import built_in_kinds
-    from models.spec import AdversarialTraining, TrainConfig, make_spec
+    from models.spec import TrainConfig, make_spec
     from models.store import ModelStore
     from models.zoo import obtain
 
-    _check_pgd_options(pgd_at)
+    adversarial = _adversarial(pgd_at, fgsm_rs_at, pgd_eps, pgd_step, pgd_iter, fgsm_alpha, guard_drop)
     names = built_in_kinds() if any(m.lower() == "all" for m in models) else list(models)
-    adversarial = AdversarialTraining(pgd_eps, pgd_step, pgd_iter) if pgd_at else None
-    config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, adversarial=adversarial, n_train=n_train
-    )
+    schedule = schedule or ("cyclic" if fgsm_rs_at else "cosine")  # FGSM-RS's recipe has its one-cycle rate
+    plain = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "n_train": n_train}
+    config = TrainConfig(**plain, schedule=schedule, adversarial=adversarial)
     kind_options = {
         "codeword_length": codeword_length,
         "lmcl_s": lmcl_s,
@@ -136,20 +162,34 @@ def train(
     click.echo(tabulate(rows, headers=["model", "clean accuracy", "test images", "train s", "store key"]))
 
 
-def _check_pgd_options(pgd_at: bool) -> None:
-    """--pgd-eps, --pgd-step and --pgd-iter describe PGD adversarial training: given without --pgd-at they would
-    be ignored, and the model trained plainly."""
+def _adversarial(pgd_at, fgsm_rs_at, eps, eps_step, max_iter, alpha, guard_drop):
+    """The AdversarialTraining the options describe, or None. Options of a recipe that is off would be ignored,
+    and the model trained another way than asked: they are refused."""
+    from bench.errors import ConfigError
+    from models.spec import AdversarialTraining
+
+    if pgd_at and fgsm_rs_at:
+        raise ConfigError("--pgd-at and --fgsm-rs-at are two training recipes; expected one of them.")
+    pgd_options = _given("pgd_eps", "pgd_step", "pgd_iter")
+    if pgd_options and not (pgd_at or fgsm_rs_at):
+        raise ConfigError(
+            f"{', '.join(pgd_options)} set PGD adversarial training, which is off; add --pgd-at "
+            "(or --fgsm-rs-at, whose guard's PGD they set), or leave them out."
+        )
+    fgsm_options = _given("fgsm_alpha", "guard_drop")
+    if fgsm_options and not fgsm_rs_at:
+        raise ConfigError(f"{', '.join(fgsm_options)} set FGSM-RS training; add --fgsm-rs-at, or leave them out.")
+    if fgsm_rs_at:
+        return AdversarialTraining(eps, eps_step, max_iter, method="fgsm_rs", alpha=alpha, guard_drop=guard_drop)
+    return AdversarialTraining(eps, eps_step, max_iter) if pgd_at else None
+
+
+def _given(*names: str) -> list[str]:
+    """The options among ``names`` set on the command line (not left at their default)."""
     from click.core import ParameterSource
 
-    from bench.errors import ConfigError
-
     ctx = click.get_current_context()
-    given = [f"--{n.replace('_', '-')}" for n in ("pgd_eps", "pgd_step", "pgd_iter")
-             if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]  # fmt: skip
-    if given and not pgd_at:
-        raise ConfigError(
-            f"{', '.join(given)} set PGD adversarial training, which is off; add --pgd-at, or leave them out."
-        )
+    return [f"--{n.replace('_', '-')}" for n in names if ctx.get_parameter_source(n) != ParameterSource.DEFAULT]
 
 
 @click.command(name="models")
