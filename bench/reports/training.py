@@ -1,6 +1,8 @@
-"""The training actually run, for the adversarially trained models a report's results came from: steps, seconds,
-and the curve of accuracy on the training batches' PGD examples, so a reader can see whether a training cut
-short of the paper's was still climbing when it stopped."""
+"""The training actually run, for the adversarially trained models a report's results came from: recipe, steps,
+seconds, and the curve of PGD-train accuracy, so a reader can see whether a training cut short of the paper's was
+still climbing when it stopped. For PGD training that is the accuracy on the training batches' own PGD examples;
+for FGSM-RS training (Wong et al. 2020) it is the guard's PGD check on a fixed training batch (models/fast_at.py),
+drawn beside the accuracy on the FGSM-RS examples it trained on."""
 
 from __future__ import annotations
 
@@ -27,35 +29,31 @@ def steps_of(meta: dict) -> int | None:
     return train["epochs"] * math.ceil(train["n_train"] / train["batch_size"]) if train.get("n_train") else None
 
 
+def recipe(adv: dict) -> str:
+    """The adversarial training recipe of a stored spec's ``adversarial`` table, in a few words."""
+    pgd = f"k={adv['max_iter']}, step {adv['eps_step']:g}"
+    if adv.get("method", "pgd") == "pgd":
+        return f"PGD {pgd}, eps {adv['eps']:g}"
+    return f"FGSM-RS alpha {adv['alpha']:g}, eps {adv['eps']:g} (guard: PGD {pgd}, drop {adv['guard_drop']:g})"
+
+
+def pgd_train_accuracy(point: dict) -> float:
+    """A curve point's PGD-train accuracy: the guard's PGD check where FGSM-RS recorded one, else the accuracy on
+    the window's own (PGD) training examples."""
+    return point.get("pgd_accuracy", point["train_accuracy"])
+
+
 def training_section(metas: list[dict], out_dir: Path) -> str:
     """Markdown for the adversarially trained models among ``metas`` (empty when there are none), and
     ``plots/training_curve.png``."""
     adversarial = [m for m in metas if m["spec"]["train"].get("adversarial")]
     if not adversarial:
         return ""
-    rows = []
-    for m in adversarial:
-        train, curve = m["spec"]["train"], m.get("curve") or []
-        adv = train["adversarial"]
-        first, last = (curve[0], curve[-1]) if curve else ({}, {})
-        steps = steps_of(m) or 0
-        rows.append(
-            [
-                m["name"].split("/")[-1],
-                f"k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}",
-                f"{steps:,} x {train['batch_size']}",
-                f"{steps / VU2018_STEPS:.1%}",
-                f"Adam {train['lr']:g}, {train.get('schedule', 'cosine')}",
-                f"{m['train_seconds'] / 60:.1f}",
-                _window(first),
-                _window(last),
-                f"{m['clean_accuracy']:.4f}",
-            ]
-        )
+    rows = [_row(m) for m in adversarial]
     plot = _plot(adversarial, out_dir / "plots" / "training_curve.png")
     headers = [
         "model",
-        "PGD training",
+        "adversarial training",
         "steps x batch",
         f"of vu2018's {VU2018_STEPS:,} steps",
         "optimiser",
@@ -68,10 +66,13 @@ def training_section(metas: list[dict], out_dir: Path) -> str:
         [
             "### The adversarial training actually run",
             "",
-            "Accuracy on the training batches' own PGD examples (crafted against the model as it was at that step), "
-            "over the first and the last 100 steps. A last window well above the first and still rising says the "
-            "training stopped before it converged: the numbers above are those of a shorter training than "
-            "vu2018's, not vu2018's.",
+            "PGD-train accuracy over the first and the last 100 steps: for PGD training, the accuracy on the "
+            "training batches' own PGD examples (crafted against the model as it was at that step); for FGSM-RS "
+            "training, the accuracy under the guard's PGD on a fixed training batch at the window's end (the "
+            "accuracy on the FGSM-RS examples themselves is in brackets; where the guard stopped a training, the "
+            "last window is that of the weights it kept). A last window well above the first and "
+            "still rising says the training stopped before it converged: the numbers above are those of a shorter "
+            "training than vu2018's, not vu2018's.",
             "",
             tabulate(rows, headers=headers, tablefmt="github"),
             "",
@@ -81,8 +82,33 @@ def training_section(metas: list[dict], out_dir: Path) -> str:
     )
 
 
+def _row(m: dict) -> list[str]:
+    train, curve = m["spec"]["train"], m.get("curve") or []
+    first, last = (curve[0], curve[-1]) if curve else ({}, {})
+    steps = steps_of(m) or 0
+    how = recipe(train["adversarial"])
+    if "restored_step" in last:  # the model is the one of the last check that passed: its point is the last shown
+        how += f"; stopped by the guard at step {last['step']:,}, weights of step {last['restored_step']:,} kept"
+        last = next(p for p in curve if p["step"] == last["restored_step"])
+    return [
+        m["name"].split("/")[-1],
+        how,
+        f"{steps:,} x {train['batch_size']}",
+        f"{steps / VU2018_STEPS:.1%}",
+        f"Adam {train['lr']:g}, {train.get('schedule', 'cosine')}",
+        f"{m['train_seconds'] / 60:.1f}",
+        _window(first),
+        _window(last),
+        f"{m['clean_accuracy']:.4f}",
+    ]
+
+
 def _window(point: dict) -> str:
-    return f"{point['train_accuracy']:.3f} (loss {point['loss']:.3f})" if point else "—"
+    if not point:
+        return "—"
+    if "pgd_accuracy" in point:
+        return f"{point['pgd_accuracy']:.3f} (FGSM-RS {point['train_accuracy']:.3f}, loss {point['loss']:.3f})"
+    return f"{point['train_accuracy']:.3f} (loss {point['loss']:.3f})"
 
 
 def _plot(metas: list[dict], path: Path) -> Path | None:
@@ -92,10 +118,15 @@ def _plot(metas: list[dict], path: Path) -> Path | None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 3.8), dpi=110)
     for name, curve in curves:
-        if curve:
-            ax.plot([p["step"] for p in curve], [p["train_accuracy"] for p in curve], marker=".", label=name)
-    ax.set_xlabel("training step (batches of PGD examples)")
-    ax.set_ylabel("accuracy on the step's PGD examples")
+        if not curve:
+            continue
+        steps = [p["step"] for p in curve]
+        (line,) = ax.plot(steps, [pgd_train_accuracy(p) for p in curve], marker=".", label=name)
+        if "pgd_accuracy" in curve[0]:
+            fgsm = [p["train_accuracy"] for p in curve]
+            ax.plot(steps, fgsm, linestyle="--", color=line.get_color(), label=f"{name} (FGSM-RS examples)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("PGD-train accuracy")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title(f"{metas[0]['spec']['dataset']}: PGD adversarial training, mean over each 100 steps")
+    ax.set_title(f"{metas[0]['spec']['dataset']}: adversarial training, every 100 steps")
     return save_plot(fig, ax, path)
