@@ -86,7 +86,14 @@ TRAINING: dict[str, Check] = {
     "n_train": _whole(1),
     "adversarial": lambda v: None,  # checked as its own table
 }
-ADVERSARIAL: dict[str, Check] = {"eps": _num, "eps_step": _num, "max_iter": _whole(1)}
+ADVERSARIAL: dict[str, Check] = {
+    "eps": _num,
+    "eps_step": _num,
+    "max_iter": _whole(1),
+    "method": _text,  # pgd (the default) or fgsm_rs; models.spec.AdversarialTraining checks the rest
+    "alpha": _num,
+    "guard_drop": _num,
+}
 REQUIRED = ("name", "models", "samples", "group")
 GROUP_REQUIRED = ("setting", "attack", "sweep")
 
