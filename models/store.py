@@ -3,14 +3,18 @@
 Layout: ``<BENCH_HOME>/models/<key>/model.safetensors`` (tensors only: a checkpoint is data, never
 code, so nothing is unpickled) and ``meta.json`` (the configuration, clean accuracy, training
 seconds, versions, commit). A model is written to a temporary folder and renamed into place, so an
-interrupted training never leaves a half-written entry.
+interrupted training never leaves a half-written entry. ``.<key>.lock`` beside an entry is what a training of it
+holds (``ModelStore.training_lock``): two processes that miss the same model train it once, the second loading it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +54,23 @@ class ModelStore:
     def checkpoint_dir(self, spec: ModelSpec) -> Path:
         """Where a training in progress keeps the state it resumes from (dot-named: never listed as a model)."""
         return self.root / f".training-{spec.key()}"
+
+    @contextmanager
+    def training_lock(self, spec: ModelSpec) -> Iterator[None]:
+        """Held while ``spec`` is trained and stored: an exclusive ``flock`` on ``.<key>.lock`` beside its entry,
+        waited for (with a message) while another process holds it, and let go by the kernel when its holder dies.
+        The file stays: removing it would let a third process lock a fresh file while the second waits on the old."""
+        path = self.root / f".{spec.key()}.lock"
+        with open(path, "a+b") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                log.warning("waiting for another process training %s (lock %s)", spec.name, path)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def has(self, spec: ModelSpec) -> bool:
         recover_folder(self.path(spec))  # a save killed between its two renames left the model as .<key>.old

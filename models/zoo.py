@@ -25,10 +25,18 @@ def obtain(
     progress: bool = True,
     force: bool = False,
 ) -> StoredModel:
-    """The stored model for ``spec``; trains and stores it when missing (or when ``force``)."""
+    """The stored model for ``spec``; trains and stores it when missing (or when ``force``). A process that finds
+    another training it waits for that training and loads its model (``ModelStore.training_lock``)."""
     store = store or ModelStore()
     if store.has(spec) and not force:
         return store.load(spec)
+    with store.training_lock(spec):
+        if store.has(spec) and not force:  # trained by the process this one waited for
+            return store.load(spec)
+        return _train(spec, store, data_dir, device, codebook_key, progress, force)
+
+
+def _train(spec: ModelSpec, store: ModelStore, data_dir, device: str, codebook_key, progress: bool, force: bool):
     log.info("training %s (store key %s)", spec.name, spec.key())
     train = datasets.load(spec.dataset, "train", data_dir).subset(spec.train.n_train, spec.train.seed)
     test = datasets.load(spec.dataset, "test", data_dir)
