@@ -77,7 +77,7 @@ def _model_tasks(client, plan: Plan, groups, options, where: tuple, store: Model
         if not isinstance(spec, ModelSpec):
             continue  # your own network travels inside the group's specs
         if not store.has(spec):
-            out[label] = client.submit(_train, spec, options, *where, key=f"train-{spec.key()}")
+            out[label] = client.submit(_train, label, spec, options, *where, key=f"train-{spec.key()}")
         elif where[0] is None:  # no shared disk
             out[label] = client.scatter(_pack(store, spec))
     return out
@@ -118,10 +118,11 @@ def _worker_bench(specs: dict, options: MatrixOptions, out_dir: str | None, mode
     return bench
 
 
-def _train(spec: ModelSpec, options: MatrixOptions, out_dir: str | None, models_root: str | None):
-    """Train ``spec`` into the worker's model store (a task keyed by the model's store key: it runs once). Returns
-    the key on a shared disk, or the model's files to send on (``_pack``) where there is none."""
-    bench = _worker_bench({spec.loss_label: spec}, options, out_dir, models_root)
+def _train(label: str, spec: ModelSpec, options: MatrixOptions, out_dir: str | None, models_root: str | None):
+    """Train ``spec``, the plan's model ``label`` (O:SOFTMAX:CE@s1 with training seeds), into the worker's model
+    store (a task keyed by the model's store key: it runs once). Returns the key on a shared disk, or the model's
+    files to send on (``_pack``) where there is none."""
+    bench = _worker_bench({label: spec}, options, out_dir, models_root)
     bench.estimator(spec)
     return spec.key() if out_dir else _pack(bench.model_store, spec)
 

@@ -65,7 +65,7 @@ def estimate(
     largest = max(batch_size, *(plan.specs[m].train.batch_size for m in missing_models), *BEST_BATCHES)
     prices = _Prices(plan, info, codebook_key, largest)
     for label in missing_models:
-        result.training[label] = _training_seconds(plan.specs[label], info, prices)
+        result.training[label] = _training_seconds(label, plan.specs[label], info, prices)
     groups = craft_groups(todo)
     result.groups, result.attacks = len(groups), defaultdict(float)
     for group in groups:
@@ -82,12 +82,13 @@ def _group_seconds(group: CraftGroup, batch_size: int, prices: _Prices) -> float
     return group.passes * prices.per_image(group.craft_model, batch)
 
 
-def _training_seconds(spec, info, prices: _Prices) -> float:
+def _training_seconds(label: str, spec, info, prices: _Prices) -> float:
+    """Seconds to train the plan's model ``label`` (its name in the plan, O:SOFTMAX:CE@s1 with training seeds)."""
     cfg = spec.train
     images = cfg.epochs * min(cfg.n_train or info.n_train, info.n_train)
-    per_image = prices.train_step(spec, cfg.batch_size)
+    per_image = prices.train_step(label, cfg.batch_size)
     if cfg.adversarial:  # PGD's passes on every batch, before the step
-        per_image += cfg.adversarial.max_iter * prices.per_image(spec.loss_label, cfg.batch_size)
+        per_image += cfg.adversarial.max_iter * prices.per_image(label, cfg.batch_size)
     return images * per_image
 
 
@@ -126,16 +127,17 @@ class _Prices:
             self._prices[family] = Prices(self.network(label), images, rounds=1)
         return self._prices[family].at(batch).per_image
 
-    def train_step(self, spec, batch: int) -> float:
-        """Seconds per image of a training step (forward, loss, backward to the weights, Adam) at ``batch``."""
+    def train_step(self, label: str, batch: int) -> float:
+        """Seconds per image of a training step (forward, loss, backward to the weights, Adam) at ``batch`` for the
+        plan's model ``label``."""
         from models.network import build_loss
         from models.training import for_training
 
-        key = ("train", self._family(spec.loss_label), batch)
+        key = ("train", self._family(label), batch)
         if key not in self._train_step:
             # a copy set up as training sets it up (channels-last, fused Adam on the CPU); attacks price the original
-            network, optimizer = for_training(copy.deepcopy(self.network(spec.loss_label)), "cpu", 1e-6)
-            loss_fn = build_loss(spec)
+            network, optimizer = for_training(copy.deepcopy(self.network(label)), "cpu", 1e-6)
+            loss_fn = build_loss(self.plan.specs[label])
             x, y = torch.rand(batch, *self.info.shape), torch.randint(0, self.info.n_classes, (batch,))
             network.train()
             times = []
