@@ -165,7 +165,8 @@ def train(
     **train_config: Any,
 ):
     """``bench train``: the stored model of this configuration, trained first if the store lacks it.
-    ``train_config`` are ``models.spec.TrainConfig`` fields (epochs, batch_size, lr, seed, n_train, ...);
+    ``train_config`` are ``models.spec.TrainConfig`` fields (epochs, batch_size, lr, seed, n_train, ...; FGSM-RS
+    adversarial training: ``adversarial={"method": "fgsm_rs", "eps": 0.3}, schedule="cyclic"``);
     ``params`` the model kind's parameters (``bench ls models``). Returns a ``models.store.StoredModel``."""
     from models.spec import TrainConfig, make_spec
     from models.zoo import obtain
