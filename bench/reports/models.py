@@ -27,6 +27,7 @@ def model_rows(metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "clean accuracy": f"{100 * m['clean_accuracy']:.2f}%",
                 "test images": m["n_test"],
                 "epochs": train["epochs"],
+                "training seed": train["seed"],  # seeds of one model are told apart (runs name them <label>@s<seed>)
                 "training time": _duration(m["train_seconds"]),
                 "device": m["device"],
                 "key": m["key"],
