@@ -33,8 +33,9 @@ class PresetFile:
 
 
 PRESETS = Registry[PresetFile]("preset")
-for _p in ("paper", "quick", "vu2018"):
-    PRESETS.register(_p, PresetFile(resources.files("bench.matrix.presets").joinpath(f"{_p}.toml")))
+for _file in sorted(resources.files("bench.matrix.presets").iterdir(), key=lambda f: f.name):
+    if _file.name.endswith(".toml"):  # every preset file shipped with the package, by its file name
+        PRESETS.register(_file.name.removesuffix(".toml"), PresetFile(_file))
 
 
 @dataclass(frozen=True)
