@@ -231,3 +231,19 @@ def test_the_results_frame_tells_the_base_model_and_its_training_seed(tiny_run):
     assert (attack_cells.model == attack_cells.base_model + "@s" + attack_cells.training_seed.astype(str)).all()
     per_seed = frame[frame.attack == "fgsm"].groupby("training_seed").size().to_dict()
     assert per_seed == {0: 2, 1: 2}
+
+
+def test_dask_gives_the_serial_records_for_every_seed(tiny_run, tmp_path):
+    """The same preset as Dask tasks (models already stored by the serial run): the same records, cell by cell."""
+    distributed = pytest.importorskip("distributed")
+    folder, _, _ = tiny_run
+
+    def outcomes(results) -> dict:
+        return {r.name: (r.model_key, r.hits, r.n, r.per_example, r.image_indices) for r in read_records(results)}
+
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as local:
+        preset, address = folder / "tiny-seeds.toml", local.scheduler_address
+        run = bench.run_matrix("mnist", preset, out=tmp_path / "dask", progress=False, scheduler=address)
+    assert run.summary.done == 6 and not run.summary.failed
+    on_dask = outcomes(tmp_path / "dask")
+    assert on_dask == outcomes(folder / "results") and any(name.endswith(f"{CE}@s1") for name in on_dask)
