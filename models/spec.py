@@ -29,6 +29,7 @@ def check_eps(name: str, value: float) -> None:
 
 
 AT_METHODS = ("pgd", "fgsm_rs")
+GUARD_EVERY = 100  # steps between FGSM-RS's guard checks: the training curve's points (models.training.CURVE_EVERY)
 SCHEDULES = ("cosine", "constant", "cyclic")
 
 
@@ -68,9 +69,11 @@ class AdversarialTraining:
         check(0 < self.guard_drop <= 1, f"FGSM-RS guard_drop={self.guard_drop} must be in (0, 1] (Wong et al.: 0.2).")
 
     @property
-    def passes(self) -> int:
-        """Forward and backward passes of the attack per training image (the guard's few batches aside)."""
-        return self.max_iter if self.method == "pgd" else 1
+    def passes(self) -> float:
+        """Forward and backward passes of the attack per training image, before the update's own: PGD's
+        ``max_iter``; FGSM-RS's one, plus its guard's PGD (``max_iter`` + 1 passes of one batch every
+        GUARD_EVERY steps, models.training.CURVE_EVERY)."""
+        return self.max_iter if self.method == "pgd" else 1 + (self.max_iter + 1) / GUARD_EVERY
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON data; for the default method PGD only its three fields, so PGD models keep the store

@@ -19,11 +19,11 @@ from models.inference import accuracy
 from models.losses import ModelLoss
 from models.network import Network, build_loss, build_network
 from models.pgd import fgsm_rs, pgd_linf
-from models.spec import ModelSpec
+from models.spec import GUARD_EVERY, ModelSpec
 
 log = logging.getLogger(__name__)
 
-CURVE_EVERY = 100  # steps per point of the training curve: a short adversarial training is judged by its slope
+CURVE_EVERY = GUARD_EVERY  # steps per point of the training curve (and FGSM-RS guard checks): 100
 CHECKPOINT_SECONDS = 300.0  # how often a training writes its state to resume from
 
 
