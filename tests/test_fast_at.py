@@ -47,7 +47,8 @@ def test_fgsm_rs_is_one_signed_step_from_a_seeded_start_inside_the_ball_and_the_
 
 def test_the_recipe_defaults_to_wong_et_al_and_refuses_what_does_not_fit():
     a = AdversarialTraining(method="fgsm_rs")
-    assert (a.eps, a.alpha, a.guard_drop, a.passes) == (0.3, 0.375, 0.2, 1)
+    assert (a.eps, a.alpha, a.guard_drop) == (0.3, 0.375, 0.2)
+    assert a.passes == 1 + 41 / training.CURVE_EVERY  # one FGSM step, and the guard's PGD-40 on a batch per point
     assert AdversarialTraining().passes == 40 and AdversarialTraining().alpha is None
     with pytest.raises(ConfigError, match="method='fgsm'; expected pgd or fgsm_rs"):
         AdversarialTraining(method="fgsm")
@@ -224,3 +225,23 @@ def test_the_training_section_shows_the_guards_pgd_accuracy_and_where_it_stopped
     row = next(line for line in text.splitlines() if line.startswith("| O:SOFTMAX:CE"))
     assert "PGD k=40, step 0.01, eps 0.3" in row and "0.200 (loss 1.500)" in row
     assert (tmp_path / "plots" / "training_curve.png").is_file()
+
+
+def test_the_vu2018_fast_preset_trains_wong_et_al_s_recipe_and_runs_vu2018_s_groups():
+    from pathlib import Path
+
+    from bench.matrix.plan import MatrixOptions, make_plan
+    from bench.matrix.preset import load_preset
+
+    path = str(Path(__file__).parent.parent / "bench" / "matrix" / "presets" / "vu2018_fast.toml")
+    fast, vu2018 = load_preset(path), load_preset("vu2018")
+    assert fast.train_config() == TrainConfig(
+        epochs=10, batch_size=100, lr=5e-3, schedule="cyclic", adversarial=AdversarialTraining(method="fgsm_rs")
+    )
+    assert fast.groups == vu2018.groups and fast.samples == vu2018.samples
+    plan = make_plan(MatrixOptions(dataset="mnist", preset=path))
+    assert sorted(s.name for s in plan.specs.values()) == [
+        "mnist/cnn+fgsm_rs_at/O:SOFTMAX:CE",
+        "mnist/cnn+fgsm_rs_at/hinge",
+        "mnist/cnn+fgsm_rs_at/lmcl_s10_m0.3",
+    ]
