@@ -27,6 +27,7 @@ from bench.reports.tables import (
 from bench.reports.training import steps_of, training_section
 from bench.results.frame import records_frame
 from bench.results.store import Record
+from models.seeds import split_seeded_name
 from models.spec import KINDS, parse_model_name
 
 
@@ -171,7 +172,7 @@ def _kinds_used(records: list[Record]) -> set[str]:
     """The model kinds of the records' models (a label such as lmcl_s10_m0.3 names its kind), whatever else is
     registered: a report is a function of its stores, not of the plugins installed where it is written."""
     used = set()
-    for label in {r.model for r in records}:
+    for label in {split_seeded_name(r.model)[0] for r in records}:  # O:SOFTMAX:CE@s1 is O:SOFTMAX:CE's kind
         try:
             used.add(parse_model_name(label)[0].name)
         except UnknownNameError:  # your own network, or a plugin kind not loaded here
