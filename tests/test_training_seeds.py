@@ -247,3 +247,13 @@ def test_dask_gives_the_serial_records_for_every_seed(tiny_run, tmp_path):
     assert run.summary.done == 6 and not run.summary.failed
     on_dask = outcomes(tmp_path / "dask")
     assert on_dask == outcomes(folder / "results") and any(name.endswith(f"{CE}@s1") for name in on_dask)
+
+
+def test_the_report_finds_the_kind_of_a_seeded_model():
+    from dataclasses import replace
+
+    from bench.reports.render import _kinds_used
+    from tests.test_results import record
+
+    seeded = [replace(record(name), model=model) for name, model in (("a", f"{TANH}@s1"), ("b", "lmcl_s10_m0.3@s0"))]
+    assert _kinds_used(seeded) == {TANH, "lmcl"}
