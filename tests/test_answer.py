@@ -93,3 +93,11 @@ def test_a_budget_that_still_moves_the_number_makes_the_worst_case_doubtful():
 def test_below_half_the_clean_accuracy_everywhere_is_said_so():
     worst = [r for r in with_worst_case(complete(0.3, 60)) if r.attack == "worst_case"]
     assert "below half its clean accuracy at every eps measured" in robustness(worst, CHANCE)
+
+
+def test_a_training_seeds_model_gets_its_models_published_number():
+    from bench.reports.reference import lookup
+
+    plain = lookup("saito2019:3", "whitebox_untargeted", "mnist", "O:SOFTMAX:CE", "fgsm", "eps", 0.1)
+    assert plain is not None
+    assert lookup("saito2019:3", "whitebox_untargeted", "mnist", "O:SOFTMAX:CE@s2", "fgsm", "eps", 0.1) == plain

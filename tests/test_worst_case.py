@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.data.datasets import draw_indices
 from bench.results.diagnostics import CHECKS
+from bench.results.metrics import short
 from bench.results.store import Record, ResultsStore
 from bench.results.worst_case import per_example, store_worst_cases, strongest_single, worst_case_records
 from tests.conftest import tiny_preset
@@ -107,7 +108,7 @@ def test_worst_case_of_a_real_run(tmp_path):
         assert r.indices().tolist() == draw_indices(10_000, r.n, r.seed).tolist(), r.name
     # the report reads the stored cell: its table has the worst case of this eps
     readme = (tmp_path / "reports" / "mnist" / "README.md").read_text()
-    assert f"{worst.rate:.3f} [{worst.ci_low:.3f}, {worst.ci_high:.3f}]" in readme
+    assert short(worst) in readme
 
 
 def test_a_stale_worst_case_is_replaced_not_kept(tmp_path):

@@ -7,6 +7,8 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 
+from models.seeds import split_seeded_name
+
 VU2018_LOSS = {"O:SOFTMAX:CE": "cross_entropy", "hinge": "hinge"}
 
 
@@ -67,7 +69,10 @@ def lookup(
     source: str | None = None,
     arch: str = "cnn",
 ) -> float | None:
-    """The published number for one of our cells, or None where the papers have none."""
+    """The published number for one of our cells, or None where the papers have none (a training seed's model,
+    ``O:SOFTMAX:CE@s1``, is looked up as its model: the papers trained each once)."""
+    model = split_seeded_name(model)[0]
+    source = split_seeded_name(source)[0] if source else source
     src, _, tab = table.partition(":")
     if src == "vu2018":
         model = vu2018_model(model, arch, adversarial=False)

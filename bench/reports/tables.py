@@ -17,6 +17,7 @@ from bench.attacks import ATTACKS
 from bench.reports.reference import lookup
 from bench.results.metrics import short
 from bench.results.store import Record
+from models.seeds import split_seeded_name
 
 TABLE_TITLES = {
     "saito2019:3": "saito2019 Table 3: untargeted white-box attacks, accuracy (higher = more robust)",
@@ -139,7 +140,8 @@ _ORDER = ["O:SOFTMAX:CE", "O:SOFTMAX:MSE", "R:TANH:MSE", "hinge"]
 
 
 def _model_order(label: str) -> tuple[int, str]:
-    return (_ORDER.index(label) if label in _ORDER else len(_ORDER), label)
+    base = split_seeded_name(label)[0]  # the seeds of a model sort together, in the papers' order
+    return (_ORDER.index(base) if base in _ORDER else len(_ORDER), label)
 
 
 def timing_rows(records: Iterable[Record]) -> list[dict[str, Any]]:
