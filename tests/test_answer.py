@@ -101,3 +101,26 @@ def test_a_training_seeds_model_gets_its_models_published_number():
     plain = lookup("saito2019:3", "whitebox_untargeted", "mnist", "O:SOFTMAX:CE", "fgsm", "eps", 0.1)
     assert plain is not None
     assert lookup("saito2019:3", "whitebox_untargeted", "mnist", "O:SOFTMAX:CE@s2", "fgsm", "eps", 0.1) == plain
+
+
+def test_training_seeds_are_pooled_with_their_spread_and_the_least_trusted_seed_named():
+    def seeded(records, seed):
+        return [
+            dataclasses.replace(
+                r,
+                model=f"m@s{seed}",
+                name=r.name.replace("/m", f"/m@s{seed}"),
+                cell_hash=f"{r.cell_hash}-{seed}",
+                model_key=f"k{seed}",
+            )
+            for r in records
+        ]
+
+    s0 = seeded(complete(0.1, 100), 0)  # 0.5
+    s1 = seeded([outcome("pgd", 0.1, 150), outcome("pgd_margin", 0.1, 140)], 1)  # 0.7, square missing
+    records = with_worst_case(s0 + s1)
+    text = answer_section(records, CHANCE)
+    row = next(line for line in text.splitlines() if line.startswith("| m "))
+    assert "0.600 ±" in row and "(seeds 0.500–0.700)" in row and "pgd_margin" in row  # 240 of 400 pooled
+    assert "**m**: worst-case accuracy 0.600 at eps 0.1" in text
+    assert "incomplete: square did not run" in text and "(on m@s1; the other seeds are less doubtful)" in text

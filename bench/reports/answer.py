@@ -14,6 +14,7 @@ Every word that states a finding follows from the numbers by the rules below, so
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -22,9 +23,10 @@ from tabulate import tabulate
 from bench.attacks import attack_names
 from bench.results import diagnostics
 from bench.results.flags import Flag, all_flags
-from bench.results.metrics import short
+from bench.results.metrics import short, wilson_interval
 from bench.results.store import Record
 from bench.results.worst_case import ATTACK, strongest_single
+from models.seeds import split_seeded_name
 
 KEEPS = 0.5
 # flags that say the strongest attack itself may be short of the model's true worst case
@@ -116,13 +118,69 @@ def _strongest_label(w: Record) -> str:
     return f"{label} from {source}" if setting == "transfer" and target and source != target else label
 
 
+def pooled(worst: list[Record]) -> Record:
+    """One model's worst case at one eps over its training seeds (one record per seed, the same images): the rate
+    is the mean over seeds (hits and images pooled, with its Wilson interval over all of them), and
+    ``config["seed_rates"]`` keeps each seed's rate for the spread. A single record is returned as it is."""
+    if len(worst) == 1:
+        return worst[0]
+    hits, n = sum(w.hits for w in worst), sum(w.n for w in worst)
+    low, high = wilson_interval(hits, n)
+    cleans = [w.clean_accuracy for w in worst if w.clean_accuracy is not None]
+    seeds = {str(split_seeded_name(w.model)[1]): w.rate for w in worst}
+    return dataclasses.replace(
+        worst[0],
+        model=split_seeded_name(worst[0].model)[0],
+        hits=hits,
+        n=n,
+        rate=hits / n,
+        ci_low=low,
+        ci_high=high,
+        clean_accuracy=sum(cleans) / len(cleans) if cleans else None,
+        config={**worst[0].config, "seed_rates": seeds, "robust_alone": _pooled_alone(worst)},
+    )
+
+
+def _pooled_alone(worst: list[Record]) -> dict[str, int]:
+    """Each attack's images left correct on its own (``robust_alone``), summed over the seeds' models: the cell
+    names lose their seed, so one attack's cells on every seed add up; an attack missing on a seed is left out
+    (its sum would count fewer images)."""
+    alone: dict[str, int] = defaultdict(int)
+    seen: dict[str, int] = defaultdict(int)
+    for w in worst:
+        for name, hits in w.config["robust_alone"].items():
+            head, _, where = name.rpartition("/")
+            key = f"{head}/" + "->".join(split_seeded_name(m)[0] for m in where.split("->"))
+            alone[key] += hits
+            seen[key] += 1
+    everywhere = {k: v for k, v in alone.items() if seen[k] == len(worst)}
+    return everywhere or dict(worst[0].config["robust_alone"])
+
+
+def _by_model(ok: list[Record]) -> dict[str, list[Record]]:
+    """The worst cases by base model (a model's training seeds pooled, ``pooled``), in model then eps order."""
+    groups: dict[tuple[str, float], list[Record]] = defaultdict(list)
+    for w in (r for r in ok if r.attack == ATTACK):
+        groups[(split_seeded_name(w.model)[0], w.value)].append(w)
+    by_model: dict[str, list[Record]] = defaultdict(list)
+    for (model, _), ws in sorted(groups.items()):
+        by_model[model].append(pooled(sorted(ws, key=lambda w: w.model)))
+    return by_model
+
+
+def _cell(w: Record) -> str:
+    rates = w.config.get("seed_rates")
+    spread = f" (seeds {min(rates.values()):.3f}–{max(rates.values()):.3f})" if rates else ""
+    return f"{short(w)}{spread} {_strongest_label(w)}"
+
+
 def _table(by_model: dict[str, list[Record]]) -> str:
     eps_values = sorted({w.value for ws in by_model.values() for w in ws})
     rows = []
     for model, ws in by_model.items():
         at = {w.value: w for w in ws}
-        cells = [f"{short(at[e])} {_strongest_label(at[e])}" if e in at else "—" for e in eps_values]
-        cleans = sorted({w.clean_accuracy for w in ws if w.clean_accuracy is not None})
+        cells = [_cell(at[e]) if e in at else "—" for e in eps_values]
+        cleans = sorted({round(w.clean_accuracy, 3) for w in ws if w.clean_accuracy is not None})
         clean = f"{cleans[0]:.3f}" if len(cleans) == 1 else f"{cleans[0]:.3f}–{cleans[-1]:.3f}" if cleans else "—"
         images = sorted({w.n for w in ws})
         rows.append([model, clean, *cells, "/".join(map(str, images))])
@@ -130,13 +188,25 @@ def _table(by_model: dict[str, list[Record]]) -> str:
     return tabulate(rows, headers, tablefmt="github", disable_numparse=True)
 
 
+LEVELS = ("incomplete", "doubtful", "worst case only", "trusted")  # most to least severe
+
+
+def model_trust(model: str, ok: list[Record], flags: list[Flag]) -> Trust:
+    """``trust`` of a model, or of the least trusted of its training seeds' models (named)."""
+    seeded = sorted({r.model for r in ok if split_seeded_name(r.model)[0] == model and r.model != model})
+    if not seeded:
+        return trust(model, ok, flags)
+    verdicts = {name: trust(name, ok, flags) for name in seeded}
+    name, worst = min(verdicts.items(), key=lambda kv: LEVELS.index(kv[1].level))
+    agree = all(v.level == worst.level for v in verdicts.values())
+    return worst if agree else Trust(worst.level, f"{worst.text} (on {name}; the other seeds are less doubtful)")
+
+
 def answer_section(records: list[Record], chance: float, plot: str | None = None) -> str:
     """ "The answer": the worst case per model and eps, the strongest attack, and per model a robustness line and a
     trust line. Empty when no worst case can be formed."""
     ok = [r for r in records if r.status == "ok"]
-    by_model: dict[str, list[Record]] = defaultdict(list)
-    for w in sorted((r for r in ok if r.attack == ATTACK), key=lambda r: (r.model, r.value)):
-        by_model[w.model].append(w)
+    by_model = _by_model(ok)
     if not by_model:
         return ""
     flags = all_flags(ok)
@@ -145,8 +215,9 @@ def answer_section(records: list[Record], chance: float, plot: str | None = None
         "",
         "Per model and L-inf eps: the accuracy left after every untargeted attack at that eps, per image (an image "
         "counts only if every attack failed on it), ± the larger side of its Wilson 95% interval, and the single "
-        "attack that left the fewest images correct. `clean` is the accuracy on the same images without attack. "
-        "The papers' tables, the flags and every attack's own number follow below.",
+        "attack that left the fewest images correct. A model trained with several seeds shows the mean over its "
+        "seeds (images pooled) and the range of the seeds' own rates. `clean` is the accuracy on the same images "
+        "without attack. The papers' tables, the flags and every attack's own number follow below.",
         "",
         _table(by_model),
         "",
@@ -159,6 +230,6 @@ def answer_section(records: list[Record], chance: float, plot: str | None = None
     for model, ws in by_model.items():
         lines += [
             f"- **{model}**: {robustness(ws, chance)}.",
-            f"  Evaluation: {trust(model, ok, flags).text}.",
+            f"  Evaluation: {model_trust(model, ok, flags).text}.",
         ]
     return "\n".join([*lines, ""])
