@@ -53,7 +53,7 @@ def test_adversarially_trained_models_get_tables_ii_and_iii(tmp_path):
     report = (reports / "mnist" / "README.md").read_text()
     assert "vu2018 Table II" in report and "vu2018 Table III" in report
     # the training actually run, beside its number: 600 images in batches of 128 are 5 steps
-    assert "[PGD training k=3, step 0.1, eps 0.3; 5 steps of batch 128]" in report
+    assert "[PGD k=3, step 0.1, eps 0.3 adversarial training; 5 steps of batch 128]" in report
     clean = next(line for line in report.splitlines() if line.startswith("| hinge [1 epochs"))
     assert clean.split("|")[4].strip() == "0.91"  # clean accuracy of vu2018's adversarially trained hinge model
     row = next(line for line in report.splitlines() if line.startswith("| O:SOFTMAX:CE → hinge"))

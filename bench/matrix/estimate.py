@@ -87,8 +87,8 @@ def _training_seconds(label: str, spec, info, prices: _Prices) -> float:
     cfg = spec.train
     images = cfg.epochs * min(cfg.n_train or info.n_train, info.n_train)
     per_image = prices.train_step(label, cfg.batch_size)
-    if cfg.adversarial:  # PGD's passes on every batch, before the step
-        per_image += cfg.adversarial.max_iter * prices.per_image(label, cfg.batch_size)
+    if cfg.adversarial:  # the attack's passes on every batch before the step (PGD's k, or FGSM-RS's one and its guard)
+        per_image += cfg.adversarial.passes * prices.per_image(label, cfg.batch_size)
     return images * per_image
 
 

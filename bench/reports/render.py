@@ -24,7 +24,7 @@ from bench.reports.tables import (
     run_prices,
     timing_rows,
 )
-from bench.reports.training import steps_of, training_section
+from bench.reports.training import recipe, steps_of, training_section
 from bench.results.frame import records_frame
 from bench.results.store import Record
 from models.seeds import split_seeded_name
@@ -124,7 +124,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
             label += f" [{train['epochs']} epochs, {train['n_train']} training images]"
         if train.get("adversarial"):  # vu2018 Table II gives the clean accuracy of its adversarial trainings
             adv = train["adversarial"]
-            label += f" [PGD training k={adv['max_iter']}, step {adv['eps_step']:g}, eps {adv['eps']:g}"
+            label += f" [{recipe(adv)} adversarial training"
             if train.get("n_train"):
                 label += f"; {steps_of(m)} steps of batch {train['batch_size']}"
             label += "]"
