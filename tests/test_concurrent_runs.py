@@ -111,8 +111,6 @@ def python(script: str, *args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", script, *args], text=True, **kwargs)
 
 
-# --- the leases themselves ---------------------------------------------------------------------------------------
-
 CLAIMER = """
 import json, pathlib, random, sys, time
 from bench.results.leases import Leases
@@ -204,8 +202,6 @@ def test_a_lease_given_up_on_the_way_out_is_free_at_once(tmp_path):
     assert claim.won and not claim.finished_elsewhere
 
 
-# --- trainings ---------------------------------------------------------------------------------------------------
-
 TRAINER = """
 import logging, pathlib, sys, time
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -231,9 +227,6 @@ def test_two_processes_obtaining_one_untrained_model_train_it_once(tmp_path):
     waited = [err for _, err in outs if "waiting for another process training" in err]
     assert len(trained) == 1 and len(waited) == 1, outs  # one trained; the other waited, then loaded
     assert outs[0][0] == outs[1][0]  # both hold the one stored model (its meta's creation time)
-
-
-# --- runs that share a results store -----------------------------------------------------------------------------
 
 
 @pytest.fixture()
@@ -323,8 +316,6 @@ def test_a_dask_run_leaves_a_held_group_for_the_end_and_takes_it_over_when_its_l
     assert (run.summary.groups_here, run.summary.groups_elsewhere) == (3, 0)
     assert outcomes(folder) == outcomes(small_reference)
 
-
-# --- real runs in real processes (slow) ---------------------------------------------------------------------------
 
 SHARED = re.compile(r"(\d+) groups run here, (\d+) left to another run")
 
