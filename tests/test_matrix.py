@@ -103,8 +103,8 @@ def test_matrix_records_every_cell_and_writes_the_report(preset, tmp_path):
     report = (tmp_path / "run" / "reports" / "mnist" / "README.md").read_text()
     for heading in ("Table 3", "Table 5", "Table 6", "Table 4", "What each attack sees", "Timing", "Failures"):
         assert heading in report
-    assert "images per cell: 60" in report and "(paper 0.008" in report  # CE pgd eps 0.1
-    assert "(paper 0.263" not in report  # pgd eps 0.08 was not run
+    assert "images per cell: 60" in report and "(0.008)" in report  # CE pgd eps 0.1: the published number
+    assert "(0.263)" not in report  # pgd eps 0.08 was not run
     assert "O:SOFTMAX:CE [2 epochs, 3000 training images]" in report  # Table 4: the models the cells used
     csv_lines = (tmp_path / "run" / "reports" / "mnist" / "results.csv").read_text().splitlines()
     assert len(csv_lines) == 1 + len(stored)
