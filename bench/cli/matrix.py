@@ -229,6 +229,8 @@ def _summary_text(summary, report: Path) -> str:
     ]
     if summary.diagnostics:
         lines[0] += f" (and {summary.diagnostics} gradient-health cells)"
+    if summary.groups_elsewhere:  # another run on the same --out shared the work (bench.results.leases)
+        lines[0] += f"; {summary.groups_elsewhere} craft groups left to another run on this store"
     for name, error in summary.failed:
         lines.append(f"  FAILED {name}: {error}")
     if summary.failed:
