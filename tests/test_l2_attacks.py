@@ -8,6 +8,7 @@ import re
 from click.testing import CliRunner
 
 from bench.cli import main
+from bench.results.metrics import short
 from bench.results.store import read_records
 from tests.conftest import preset_text
 
@@ -36,7 +37,7 @@ def test_l2_attacks_get_their_own_table_and_stay_out_of_the_linf_worst_case(tmp_
     section = readme[readme.index("#### L2 attacks") : readme.index("### What each attack sees")]
     for key in (("pgd_l2", 1.0), ("pgd_l2", 3.0), ("square_l2", 3.0)):
         r = records[key]
-        cells = ["O:SOFTMAX:CE", f"{key[1]:g}", key[0], f"{r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]", "20"]
+        cells = ["O:SOFTMAX:CE", f"{key[1]:g}", key[0], short(r), "20"]
         assert re.search(r"\|\s*" + r"\s*\|\s*".join(map(re.escape, cells)) + r"\s*\|", section), key
     worst = records[("worst_case", 0.1)]
     assert not any("l2" in name for name in worst.config["components"])  # L-inf attacks only
