@@ -133,6 +133,7 @@ def test_a_failing_cell_is_recorded_and_the_run_goes_on(preset, tmp_path, monkey
     assert "FAILED" in result.output and "4 of 15 cells failed" in result.output
 
 
+@pytest.mark.slow  # 3 minutes; tests/test_concurrent_runs.py's repeated kills cover it more thoroughly, also slow
 def test_sigkill_midway_then_resume_gives_the_records_of_an_uninterrupted_run(preset, tmp_path, bench_home):
     env = {**os.environ, "BENCH_HOME": str(bench_home)}
     cmd = [
