@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
+from itertools import takewhile
 
 from tabulate import tabulate
 
@@ -93,8 +94,8 @@ def robustness(worst: list[Record], chance: float) -> str:
     span = f"worst-case accuracy {worst[0].rate:.3f} at eps {worst[0].value:g}"
     if len(worst) > 1:
         span += f" to {worst[-1].rate:.3f} at eps {worst[-1].value:g}"
-    kept = [w for w in worst if w.clean_accuracy is not None and w.ci_low >= KEEPS * w.clean_accuracy]
-    prefix = [w for i, w in enumerate(worst) if all(x in kept for x in worst[: i + 1])]
+    # the eps, from the smallest up, at which it keeps half its clean accuracy without a break
+    prefix = list(takewhile(lambda w: w.clean_accuracy is not None and w.ci_low >= KEEPS * w.clean_accuracy, worst))
     if prefix:
         keeps = f"keeps at least half its clean accuracy up to eps {prefix[-1].value:g}"
     else:
