@@ -16,7 +16,7 @@ matrix: .venv/bin/bench
 	.venv/bin/bench matrix --dataset $(DATASET) --preset $(PRESET)
 
 test: .venv/bin/bench
-	.venv/bin/python -m pytest
+	.venv/bin/python -m pytest -n 2
 
 test-slow: .venv/bin/bench
-	.venv/bin/python -m pytest -m slow
+	.venv/bin/python -m pytest -n 2 -m slow

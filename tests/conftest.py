@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
+import torch
 
 from bench.data.datasets import Split, load
 from models.kinds import built_in_kinds
@@ -13,6 +15,12 @@ from models.store import ModelStore, StoredModel
 from models.zoo import obtain
 
 TINY_TRAIN = TrainConfig(epochs=2, n_train=3000, seed=0)
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # one thread per xdist worker, and for the processes a test starts: two workers with two torch threads
+    # each on two cores spin against each other and run slower than one worker alone
+    os.environ["OMP_NUM_THREADS"] = os.environ["BENCH_TORCH_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session", autouse=True)
