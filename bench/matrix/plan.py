@@ -8,8 +8,6 @@ source model and a tailored cell reuses the targeted white-box ones.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from bench.matrix.cluster import DaskSettings
 from bench.matrix.preset import Preset, load_preset
 from bench.matrix.settings import TARGETED_SETTINGS
 from bench.results import diagnostics
+from bench.results.identity import digest
 from models.external import ExternalModel
 from models.seeds import seeded_name, split_seeded_name
 from models.spec import ModelSpec, make_spec
@@ -104,11 +103,6 @@ def models_needed(cells) -> set[str]:
     """The labels of the models ``cells`` need: those they score and those their examples are crafted on."""
     cells = list(cells)  # may be a generator: read twice
     return {c.model for c in cells} | {c.source for c in cells if c.source}
-
-
-def digest(data: Any) -> str:
-    """A short hash of JSON data (a dict's keys sorted): cell hashes, craft keys, group and task keys."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def expand(
