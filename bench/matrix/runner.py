@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from bench.matrix.group_run import run_group
@@ -23,7 +22,7 @@ from bench.matrix.plan import Cell, MatrixOptions, Plan, models_needed
 from bench.matrix.workbench import Workbench
 from bench.results import diagnostics
 from bench.results.leases import Claim, Leases, stored_status, take_turns
-from bench.results.store import Record, ResultsStore, encode_indices
+from bench.results.store import Record, ResultsStore
 from models.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +56,9 @@ class MatrixRunner:
         renamed = self.results.rename({c.hash: c.name for c in plan.cells})  # names follow the code
         if renamed:
             log.info("%d stored cells renamed to their current names", renamed)
+        migrated = self.results.migrate_legacy_hashes()  # hashes too: rows of older benches keep counting as finished
+        if migrated:
+            log.info("%d gradient-health cells given the hashes of their configurations", migrated)
         with Leases(self.results.path) as leases:  # begun before reading the store: see Claim.finished_elsewhere
             summary = self._run(plan, client, leases)
         self._keep_model_metas(plan)
@@ -129,10 +131,11 @@ class MatrixRunner:
         leased like a craft group."""
         n, finished = plan.preset.diagnostic_samples, self.results.finished()
         seed = plan.preset.seed if self.options.seed is None else self.options.seed  # as expand() seeds cells
-        hashes = {
-            label: {c: diagnostics.diagnostic_hash(c, spec.key(), n, seed) for c in diagnostics.CHECKS}
+        subjects = {
+            label: diagnostics.Subject(self.options.dataset, label, spec.key(), n, seed)
             for label, spec in plan.specs.items()
         }
+        hashes = {label: subject.hashes() for label, subject in subjects.items()}
         labels = {
             f"diagnostics:{plan.specs[label].key()}:{n}:{seed}": label
             for label, by_check in hashes.items()
@@ -144,39 +147,18 @@ class MatrixRunner:
                 label = labels[key]
                 stored = [status.get(h) for h in hashes[label].values()]
                 if None in stored or (not claim.finished_elsewhere and "error" in stored):
-                    self._diagnose(label, plan.specs[label], hashes[label], n, seed)
+                    self._diagnose(subjects[label], plan.specs[label])
                     summary.diagnostics += len(hashes[label])
                 leases.release(key)
 
-    def _diagnose(self, label: str, spec, hashes: dict[str, str], n: int, seed: int) -> None:
+    def _diagnose(self, subject: diagnostics.Subject, spec) -> None:
         """The gradient-health cells of one model, stored."""
-        samples, device = self.bench.sample_set(n, seed), self.options.device
+        samples, device = self.bench.sample_set(subject.n, subject.seed), self.options.device
         start = time.perf_counter()
         shares = diagnostics.gradient_health(self.bench.estimator(spec), samples.x.to(device), samples.y.to(device))
         seconds = time.perf_counter() - start
-        for check, flags in shares.items():
-            flags = flags.cpu()
-            self.results.put(
-                Record(
-                    cell_hash=hashes[check],
-                    name=f"{self.options.dataset}/{diagnostics.SETTING}/{check}/{label}",
-                    dataset=self.options.dataset,
-                    model=label,
-                    model_key=spec.key(),
-                    setting=diagnostics.SETTING,
-                    source=None,
-                    attack=check,
-                    param=None,
-                    value=None,
-                    config={"check": check, "n_samples": n, "revision": diagnostics.REVISION, "tables": []},
-                    **diagnostics.share_fields(flags),
-                    seconds=seconds,
-                    per_example=np.packbits(flags.numpy()).tobytes(),
-                    image_indices=encode_indices(samples.indices),
-                    seed=seed,
-                    **self.bench.provenance(),
-                )
-            )
+        for record in diagnostics.health_records(subject, shares, samples.indices, seconds, self.bench.provenance()):
+            self.results.put(record)
 
 
 def _lease_key(group: CraftGroup) -> str:

@@ -17,15 +17,18 @@ Three shares of the sample images, each stored as a cell (setting ``diagnostics`
 
 from __future__ import annotations
 
-import hashlib
-import json
+from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import torch
 
+from bench.results.identity import DIAGNOSTICS, diagnostic_config, digest
 from bench.results.metrics import wilson_interval
+from bench.results.store import Record, encode_indices
 from models.estimator import codebook_of
 
-SETTING = "diagnostics"
+SETTING = DIAGNOSTICS
 VANISHING = 1e-8
 SATURATED = 1e-6
 CHECKS = ("gradient_zero", "gradient_vanishing", "output_saturated")
@@ -38,9 +41,59 @@ def wanted(attacks: tuple[str, ...] | None, settings: tuple[str, ...] | None) ->
     return not attacks and (not settings or SETTING in settings)
 
 
-def diagnostic_hash(check: str, model_key: str, n: int, seed: int) -> str:
-    text = json.dumps({"check": check, "model_key": model_key, "n": n, "seed": seed, "revision": REVISION})
-    return "dg-" + hashlib.sha256(text.encode()).hexdigest()[:16]
+@dataclass(frozen=True)
+class Subject:
+    """One model's gradient health on ``n`` images drawn with ``seed``: the rows of its checks."""
+
+    dataset: str
+    model: str  # the model's label in the run
+    model_key: str
+    n: int
+    seed: int
+
+    def configs(self) -> dict[str, dict[str, Any]]:
+        """check -> the identity configuration of its row (bench.results.identity)."""
+        return {
+            check: diagnostic_config(self.dataset, self.model, self.model_key, check, self.n, self.seed, REVISION)
+            for check in CHECKS
+        }
+
+    def hashes(self) -> dict[str, str]:
+        """check -> the cell hash of its row."""
+        return {check: digest(config) for check, config in self.configs().items()}
+
+
+def health_records(
+    subject: Subject, shares: dict[str, torch.Tensor], indices: Any, seconds: float, provenance: dict
+) -> list[Record]:
+    """The rows of ``subject``'s checks: ``shares`` as ``gradient_health`` gives them (one boolean per image, in
+    the order of the test-split ``indices``), ``seconds`` the time they took, ``provenance`` the device, commit,
+    versions and time of writing."""
+    out = []
+    for check, config in subject.configs().items():
+        flags = shares[check].cpu()
+        out.append(
+            Record(
+                cell_hash=digest(config),
+                name=f"{subject.dataset}/{SETTING}/{check}/{subject.model}",
+                dataset=subject.dataset,
+                model=subject.model,
+                model_key=subject.model_key,
+                setting=SETTING,
+                source=None,
+                attack=check,
+                param=None,
+                value=None,
+                config={**config, "tables": []},
+                **share_fields(flags),
+                seconds=seconds,
+                per_example=np.packbits(flags.numpy()).tobytes(),
+                image_indices=encode_indices(indices),
+                seed=subject.seed,
+                **provenance,
+            )
+        )
+    return out
 
 
 @torch.no_grad()

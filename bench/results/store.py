@@ -7,6 +7,7 @@ the cell's whole configuration is kept as JSON beside the columns that reports f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from urllib.parse import quote
 import numpy as np
 
 from bench.errors import StoreError
+from bench.results.identity import DIAGNOSTICS, diagnostic_config, digest
 
 SCHEMA_VERSION = 1
 
@@ -184,6 +186,31 @@ class ResultsStore:
         with self._connect() as db:
             return db.executemany(sql, [(name, h, name) for h, name in names.items()]).rowcount
 
+    def migrate_legacy_hashes(self) -> int:
+        """Give the gradient-health rows of older benches (``dg-`` hashes, ``legacy_diagnostic_hash``) the hash and
+        configuration that bench gives them now (``bench.results.identity``), so that a run counts them finished;
+        returns how many changed. A row whose new hash is already stored gives way to it. Worst-case rows need
+        nothing: every run replaces them."""
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT cell_hash, dataset, model, model_key, attack, seed, config FROM results "
+                "WHERE setting = ? AND cell_hash LIKE 'dg-%'",
+                (DIAGNOSTICS,),
+            ).fetchall()
+            moved = 0
+            for old, dataset, model, model_key, check, seed, text in rows:
+                stored = json.loads(text)
+                n, revision = stored.get("n_samples"), stored.get("revision")
+                if None in (n, revision, seed) or old != legacy_diagnostic_hash(check, model_key, n, seed, revision):
+                    continue  # not a row the legacy scheme wrote: left as it is
+                config = diagnostic_config(dataset, model, model_key, check, n, seed, revision)
+                new = {**config, "tables": stored.get("tables", [])}
+                sql = "UPDATE OR IGNORE results SET cell_hash = ?, config = ? WHERE cell_hash = ?"
+                db.execute(sql, (digest(config), json.dumps(new, sort_keys=True), old))
+                db.execute("DELETE FROM results WHERE cell_hash = ?", (old,))  # left only where the new hash was taken
+                moved += 1
+            return moved
+
     def finished(self) -> set[str]:
         """Hashes of cells that finished without error (errors are retried on the next run)."""
         with self._connect() as db:
@@ -201,6 +228,12 @@ class ResultsStore:
                 "INSERT OR REPLACE INTO models VALUES (?, ?)",
                 [(m["key"], json.dumps(m, sort_keys=True)) for m in metas],
             )
+
+
+def legacy_diagnostic_hash(check: str, model_key: str, n: int, seed: int, revision: int) -> str:
+    """The hash older benches gave a gradient-health row, kept only to migrate their stores."""
+    text = json.dumps({"check": check, "model_key": model_key, "n": n, "seed": seed, "revision": revision})
+    return "dg-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 # added after schema version 1 without a bump: older stores simply have no model metadata, and older readers ignore it

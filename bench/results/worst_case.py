@@ -11,7 +11,6 @@ different sizes are compared on the images of the smallest, each outcome looked 
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Callable
@@ -20,11 +19,13 @@ import numpy as np
 
 from bench.attacks import ATTACKS
 from bench.data.datasets import draw_indices, load
+from bench.results.identity import WORST_CASE, digest, worst_case_config
 from bench.results.metrics import wilson_interval
 from bench.results.store import Record, ResultsStore, encode_indices
 
-ATTACK = "worst_case"
+ATTACK = WORST_CASE
 UNTARGETED = ("whitebox_untargeted", "transfer")
+SETTING = UNTARGETED[0]  # the setting a worst-case row is stored under, whatever its members'
 
 
 def per_example(record: Record) -> np.ndarray:
@@ -92,9 +93,8 @@ def _combine(dataset: str, model_key: str, eps: float, members: list[Record], in
     hits = int(robust.sum())
     low, high = wilson_interval(hits, n)
     members = sorted(members, key=lambda m: m.name)
-    components = [m.name for m in members]
-    digest = hashlib.sha256("|".join(m.cell_hash for m in members).encode()).hexdigest()[:16]
     first = members[0]
+    config = worst_case_config(dataset, first.model, model_key, SETTING, eps, [m.cell_hash for m in members])
     # the images are the smallest member's (sets with one seed are nested): its clean accuracy is theirs, while
     # a larger member's was measured on more images
     smallest = [m for m in members if m.n == n]
@@ -102,17 +102,17 @@ def _combine(dataset: str, model_key: str, eps: float, members: list[Record], in
     # which attack is the strongest on its own, on the shared images: the report names it
     alone = {name: int(outcome.sum()) for name, outcome in outcomes.items()}
     return Record(
-        cell_hash=f"wc-{digest}",
+        cell_hash=digest(config),
         name=f"{dataset}/worst_case/{ATTACK}[eps={eps:g}]/{first.model}",
         dataset=dataset,
         model=first.model,
         model_key=model_key,
-        setting="whitebox_untargeted",
+        setting=SETTING,
         source=None,
         attack=ATTACK,
         param="eps",
         value=eps,
-        config={"components": components, "tables": ["worst_case"], "robust_alone": alone},
+        config={**config, "components": [m.name for m in members], "tables": ["worst_case"], "robust_alone": alone},
         metric="accuracy",
         rate=hits / n,
         ci_low=low,
