@@ -36,10 +36,21 @@ class PerturbationSizes:
 
 def perturbation_sizes(x: torch.Tensor, x_adv: torch.Tensor, worked: torch.Tensor) -> PerturbationSizes:
     """Mean and median L2 and L-inf norms of x_adv - x over the examples where the attack worked."""
+    return sizes_of(*per_image_norms(x, x_adv), worked)
+
+
+def per_image_norms(x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The L2 and L-inf norm of each image's perturbation x_adv - x, in float64."""
+    delta = (x_adv - x).flatten(1).double()
+    return delta.norm(dim=1), delta.abs().amax(dim=1)
+
+
+def sizes_of(l2: torch.Tensor, linf: torch.Tensor, worked: torch.Tensor) -> PerturbationSizes:
+    """Mean and median of per-image norms over the images where the attack worked (a cell's shards merged give the
+    same numbers as the cell in one piece: the norms are per image)."""
     if not bool(worked.any()):
         return PerturbationSizes(None, None, None, None)
-    delta = (x_adv - x)[worked].flatten(1).double()
-    l2, linf = delta.norm(dim=1), delta.abs().amax(dim=1)
+    l2, linf = l2[worked], linf[worked]
     return PerturbationSizes(l2.mean().item(), l2.median().item(), linf.mean().item(), linf.median().item())
 
 
