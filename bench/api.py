@@ -74,7 +74,8 @@ def run_matrix(
 
     ``options`` are ``bench.matrix.runner.MatrixOptions`` fields: models, attacks, settings (lists of names),
     n_samples ({attack: images}), seed, training_seeds (each model trained once per seed, named <label>@s<seed>:
-    models/seeds.py), device, transfer_matrix, batch_size, data_dir, codebook_key, progress, external (networks of
+    models/seeds.py), shard_images (craft cells of more images in shards of that many: bench.matrix.shards), device,
+    transfer_matrix, batch_size, data_dir, codebook_key, progress, external (networks of
     your own; see ``evaluate``); and ``cluster="local:N"`` or ``scheduler="tcp://host:8786"`` to run the craft
     groups as Dask tasks (``bench.matrix.dask_run``), with the same records (``shared_disk=False`` where the workers
     have no disk in common with this machine; ``slurm={...}`` and ``jobs`` for ``cluster="slurm"``).

@@ -93,6 +93,13 @@ def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
     default=None,
     help="Train each model once per seed, e.g. 0,1,2: models named <label>@s<seed> (preset: training_seeds).",
 )
+@click.option(
+    "--shard-images",
+    type=click.IntRange(0),
+    default=None,
+    help="Craft cells of more images in shards of N, each seeded from the cell and its first image, so that "
+    "workers share a large cell; the shard size is part of the cell (preset: shard_images; 0: never).",
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda[:N].")
 @click.option("--transfer-matrix", is_flag=True, help="Transfer between every source and target model.")
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Attack batch size.")
@@ -117,6 +124,7 @@ def matrix(
     n_samples,
     seed,
     training_seeds,
+    shard_images,
     device,
     transfer_matrix,
     batch_size,
@@ -144,6 +152,7 @@ def matrix(
         n_samples=_parse_samples(n_samples),
         seed=seed,
         training_seeds=_parse_seeds(training_seeds),
+        shard_images=shard_images,
         device=device,
         transfer_matrix=transfer_matrix,
         batch_size=batch_size,

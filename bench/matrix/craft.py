@@ -38,6 +38,11 @@ class SampleSet:
     targets: torch.Tensor
     indices: torch.Tensor | None = None  # their indices in the test split, stored with each record
 
+    def part(self, first: int, end: int) -> SampleSet:
+        """Images [first, end): one shard (bench.matrix.shards)."""
+        indices = None if self.indices is None else self.indices[first:end]
+        return SampleSet(self.x[first:end], self.y[first:end], self.targets[first:end], indices)
+
 
 def sample_set(test: Split, n: int, seed: int, n_classes: int = 10) -> SampleSet:
     rng = np.random.Generator(np.random.PCG64(seed + 1))
@@ -64,41 +69,44 @@ class Crafter:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
 
-    def craft_group(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
+    def craft_group(self, crafts: Sequence[Cell], estimator, samples: SampleSet, first: int = 0) -> dict[str, Crafted]:
         """Every craft of a group (cells differing only in the swept value; ``bench.matrix.groups``), by craft key:
-        read from the cache where an earlier (or interrupted) run left it, the rest crafted and cached."""
-        out = {c.craft_key: self._load(c.craft_key, len(samples.y)) for c in crafts}
+        read from the cache where an earlier (or interrupted) run left it, the rest crafted and cached. For sharded
+        cells, ``samples`` is the shard whose first image is image ``first`` of the cell: its seed and its cache entry
+        are the shard's own."""
+        shard = f".s{first}" if crafts[0].shard else ""  # unsharded crafts keep their seeds and cache names
+        out = {c.craft_key: self._load(c.craft_key + shard, len(samples.y)) for c in crafts}
         missing = [c for c in crafts if out[c.craft_key] is None]
         if not missing:
             return out
         if missing[0].attack == "fgsm":
             fresh = self._fgsm(missing, estimator, samples)
         elif crafted_together(missing):
-            fresh = self._together(missing, estimator, samples)
+            fresh = self._together(missing, estimator, samples, shard)
         else:
             for cell in missing:  # cached one by one: a run killed mid-group keeps the crafts it finished
-                out[cell.craft_key] = self._alone(cell, estimator, samples)
-                self._save(cell.craft_key, out[cell.craft_key])
+                out[cell.craft_key] = self._alone(cell, estimator, samples, shard)
+                self._save(cell.craft_key + shard, out[cell.craft_key])
             return out
         for key, crafted in fresh.items():
-            self._save(key, crafted)
+            self._save(key + shard, crafted)
             out[key] = crafted
         return out
 
-    def _alone(self, cell: Cell, estimator, samples: SampleSet) -> Crafted:
-        _seed_everything(f"{cell.craft_key}:{cell.seed}")
+    def _alone(self, cell: Cell, estimator, samples: SampleSet, shard: str = "") -> Crafted:
+        _seed_everything(f"{cell.craft_key}:{cell.seed}" + shard)
         start = time.perf_counter()
         with count_passes(estimator.network) as passes:
             attack = ATTACKS.get(cell.attack).make(estimator, dict(cell.params), cell.targeted, self.batch_size)
             x_adv = _generate(attack, estimator, samples.x, labels_for(cell, samples))
         return Crafted(x_adv, time.perf_counter() - start, passes, min(self.batch_size, len(samples.y)))
 
-    def _together(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:
+    def _together(self, crafts: Sequence[Cell], estimator, samples: SampleSet, shard: str = "") -> dict[str, Crafted]:
         """One call over k copies of the images, copy i with the i-th craft's value, each image its own value."""
         k, n, first = len(crafts), len(samples.y), crafts[0]
         values = np.repeat([c.value for c in crafts], n)
         x = samples.x.repeat(k, *([1] * (samples.x.dim() - 1)))
-        _seed_everything(":".join(sorted(c.craft_key for c in crafts)) + f":{first.seed}")
+        _seed_everything(":".join(sorted(c.craft_key for c in crafts)) + f":{first.seed}" + shard)
         start = time.perf_counter()
         with count_passes(estimator.network) as passes:
             family = ATTACKS.get(first.attack)

@@ -3,8 +3,10 @@ driver alone writing the results store as each group's records arrive.
 
 - Train tasks are keyed by the model's store key, so one model is never trained twice in a run; a group task
   depends on the train tasks of the models it needs.
-- A group task is ``bench.matrix.group_run.run_group`` on the worker's ``Workbench`` (built once per worker and
-  run): the same seeds and the same code as the serial runner, so the same records.
+- A group task is one shard of a craft group (the whole group unless its cells are sharded: bench.matrix.shards),
+  ``bench.matrix.group_run.run_shard`` on the worker's ``Workbench`` (built once per worker and run): the same
+  seeds and the same code as the serial runner. The driver merges a group's shards into its records once the last
+  arrives, so the records are the serial runner's however many workers shared the shards.
 - Workers read the model store and the crafted-example cache from the driver's ``BENCH_HOME`` and results folder
   (a shared disk: one machine, or a cluster's shared file system), or, with ``shared_disk=False``, keep their own
   in a private folder, the models travelling through the scheduler: the driver's stored ones scattered to them,
@@ -22,9 +24,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from bench.matrix.group_run import error_record, run_group
+from bench.matrix.group_run import error_text, record_of, run_shard
 from bench.matrix.groups import CraftGroup
 from bench.matrix.plan import Cell, MatrixOptions, Plan, digest, models_needed
+from bench.matrix.shards import shard_ranges
 from bench.matrix.workbench import Workbench
 from bench.results.store import Record
 from models.checkpoint import replace_folder
@@ -45,27 +48,46 @@ def records_on_dask(
     shared = options.dask.shared_disk
     where = (str(out_dir), str(store.root)) if shared else (None, None)  # None: the worker's private folders
     models = _model_tasks(client, plan, groups, options, where, store)
-    tasks = {}
-    for group in groups:
-        todo = [c for c in group.cells if c.hash in unfinished]
-        specs = {label: plan.specs[label] for label in group.models}
-        ready = [models[label] for label in sorted(group.models) if label in models]
-        key = f"group-{group.key}-{digest([c.hash for c in todo])}"
-        args = (group, todo, specs, options, *where, *ready)
-        task = client.submit(_group, *args, key=key, retries=RETRIES, priority=int(group.passes))  # longest first
-        tasks[task] = todo
+    tasks, todos = _shard_tasks(client, plan, groups, unfinished, options, where, models)
+    parts: dict[str, dict[int, dict]] = {key: {} for key in todos}
     identity = Workbench(options, plan.specs, out_dir, store).identity
     for future in as_completed(tasks):
-        todo = tasks[future]
+        group_key, first = tasks[future]
+        todo = todos[group_key]
         try:
-            records = future.result()
+            parts[group_key][first] = future.result()
         except Exception as exc:  # failed three times, or its model could not be trained: the run goes on
-            records = [error_record(cell, exc, identity) for cell in todo]
-        yield from zip(todo, records, strict=True)
+            parts[group_key][first] = {cell.hash: error_text(exc) for cell in todo}
+        if len(parts[group_key]) == _shard_count(todo):  # its last shard: the records
+            done = parts.pop(group_key)
+            shards = [done[first] for first in sorted(done)]
+            yield from ((cell, record_of(cell, [s[cell.hash] for s in shards], identity)) for cell in todo)
     if not shared:  # the models trained on workers, into this machine's store for the report and later runs
         for future in models.values():
             if future.status == "finished":
                 _unpack(store, future.result())
+
+
+def _shard_tasks(client, plan: Plan, groups, unfinished: set[str], options, where: tuple, models: dict):
+    """One task per shard of each group (one per group unless its cells are sharded), the longest first: the futures
+    -> (group key, first image), and each group's unfinished cells by group key."""
+    tasks, todos = {}, {}
+    for group in groups:
+        todo = todos[group.key] = [c for c in group.cells if c.hash in unfinished]
+        specs = {label: plan.specs[label] for label in group.models}
+        ready = [models[label] for label in sorted(group.models) if label in models]
+        n = group.crafts[0].n_samples
+        for first, end in shard_ranges(n, group.crafts[0].shard):
+            key = f"group-{group.key}-{digest([c.hash for c in todo])}-{first}"
+            args = (group, todo, specs, options, *where, first, end, *ready)
+            priority = int(group.passes * (end - first) / n)
+            tasks[client.submit(_shard, *args, key=key, retries=RETRIES, priority=priority)] = (group.key, first)
+    return tasks, todos
+
+
+def _shard_count(todo: list[Cell]) -> int:
+    """How many shards the cells of one group (``todo``, which share their images) are crafted in."""
+    return len(shard_ranges(todo[0].n_samples, todo[0].shard))
 
 
 def _model_tasks(client, plan: Plan, groups, options, where: tuple, store: ModelStore) -> dict:
@@ -127,11 +149,10 @@ def _train(label: str, spec: ModelSpec, options: MatrixOptions, out_dir: str | N
     return spec.key() if out_dir else _pack(bench.model_store, spec)
 
 
-def _group(
-    group: CraftGroup, todo: list[Cell], specs: dict, options, out_dir: str | None, models_root: str | None, *models
-):
-    """One craft group's records (a task). ``models``: what its train tasks returned, or the stored models sent."""
+def _shard(group: CraftGroup, todo: list[Cell], specs: dict, options, out_dir, models_root, first, end, *models):
+    """Images [first, end) of a craft group, crafted and scored (a task): cell hash -> its outcome or error text.
+    ``models``: what its train tasks returned, or the stored models sent."""
     bench = _worker_bench(specs, options, out_dir, models_root)
     for packed in models:
         _unpack(bench.model_store, packed)
-    return [record for _, record in run_group(group, todo, bench.group_inputs(group))]
+    return run_shard(group, todo, bench.group_inputs(group), first, end)

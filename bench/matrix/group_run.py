@@ -18,8 +18,9 @@ from bench.matrix.craft import Crafted, Crafter, SampleSet, labels_for
 from bench.matrix.groups import CraftGroup
 from bench.matrix.passes import Prices
 from bench.matrix.plan import Cell
-from bench.results.metrics import perturbation_sizes, wilson_interval
-from bench.results.store import Record, encode_indices
+from bench.matrix.shards import Outcome, merge, shard_ranges
+from bench.results.metrics import per_image_norms
+from bench.results.store import Record
 from models.inference import predict_scores
 
 
@@ -36,64 +37,69 @@ class GroupInputs:
 
 
 def run_group(group: CraftGroup, todo: Sequence[Cell], inputs: GroupInputs) -> Iterator[tuple[Cell, Record]]:
-    """One record per cell of ``todo`` (the group's unfinished cells), yielded as each is scored so that the caller
+    """One record per cell of ``todo`` (the group's unfinished cells), shard after shard (one shard unless its
+    cells are sharded: bench.matrix.shards), yielded once each cell's last shard is scored so that the caller
     stores it at once. A craft that raises fails the cells that needed it, each recorded with the error."""
+    parts: dict[str, list[Outcome | str]] = {c.hash: [] for c in todo}
+    for first, end in shard_ranges(len(inputs.samples.y), group.crafts[0].shard):
+        for key, outcome in run_shard(group, todo, inputs, first, end).items():
+            parts[key].append(outcome)
+    for cell in todo:
+        yield cell, record_of(cell, parts[cell.hash], inputs.identity)
+
+
+def run_shard(group: CraftGroup, todo: Sequence[Cell], inputs: GroupInputs, first: int, end: int) -> dict:
+    """Images [first, end) of the group, crafted and scored: cell hash -> its ``Outcome``, or the error text where
+    its craft or its scoring raised."""
+    samples = inputs.samples.part(first, end)
     try:
-        crafted = inputs.crafter.craft_group(group.crafts, inputs.estimators[group.craft_model], inputs.samples)
+        crafted = inputs.crafter.craft_group(group.crafts, inputs.estimators[group.craft_model], samples, first)
     except Exception as exc:  # the group's cells are recorded as failed, the run goes on
-        for cell in todo:
-            yield cell, error_record(cell, exc, inputs.identity)
-        return
+        return {cell.hash: error_text(exc) for cell in todo}
     first_use: set[str] = set()
     clean: dict[str, torch.Tensor] = {}
+    out: dict[str, Outcome | str] = {}
     for cell in todo:
         try:
             craft = crafted[cell.craft_key]
             reused = craft.reused or cell.craft_key in first_use  # a second cell on the same craft did not make it
             first_use.add(cell.craft_key)
-            record = score_cell(cell, craft, reused, inputs, clean)
+            out[cell.hash] = score_shard(cell, craft, reused, inputs, samples, clean)
         except Exception as exc:
-            record = error_record(cell, exc, inputs.identity)
-        yield cell, record
+            out[cell.hash] = error_text(exc)
+    return out
 
 
-def score_cell(cell: Cell, crafted: Crafted, reused: bool, inputs: GroupInputs, clean: dict) -> Record:
+def record_of(cell: Cell, parts: Sequence[Outcome | str], identity: Callable[[Cell], dict[str, Any]]) -> Record:
+    """The cell's record from its shards' outcomes; an error record if any shard failed."""
+    errors = [p for p in parts if isinstance(p, str)]
+    return error_record(cell, errors[0], identity) if errors else merge(cell, parts, identity)
+
+
+def score_shard(cell: Cell, crafted: Crafted, reused: bool, inputs: GroupInputs, samples, clean: dict) -> Outcome:
+    """The cell on one shard's images: per-image results, and the shard's time and passes."""
     start = time.perf_counter()
-    samples = inputs.samples
     target = inputs.estimators[cell.model]
     predicted = _scores(target, crafted.x_adv, inputs.device).argmax(1)
     hit = predicted == labels_for(cell, samples)  # targeted: the attack succeeded; untargeted: the model is still right
-    worked = hit if cell.targeted else ~hit
     if cell.model not in clean:
         clean[cell.model] = _scores(target, samples.x, inputs.device).argmax(1) == samples.y
-    hits, n = int(hit.sum()), len(hit)
-    low, high = wilson_interval(hits, n)
-    sizes = perturbation_sizes(samples.x, crafted.x_adv, worked)
+    l2, linf = per_image_norms(samples.x, crafted.x_adv)
     passes, prices = crafted.passes, inputs.prices(cell.craft_model)
-    return Record(
-        **inputs.identity(cell),
-        status="ok",
-        metric=cell.metric,
-        rate=hits / n,
-        ci_low=low,
-        ci_high=high,
-        n=n,
-        hits=hits,
-        clean_accuracy=clean[cell.model].float().mean().item(),
-        l2_mean=sizes.l2_mean,
-        l2_median=sizes.l2_median,
-        linf_mean=sizes.linf_mean,
-        linf_median=sizes.linf_median,
-        seconds=(0.0 if reused else crafted.seconds) + time.perf_counter() - start,
+    return Outcome(
+        hit=hit.numpy(),
+        worked=(hit if cell.targeted else ~hit).numpy(),
+        clean=clean[cell.model].numpy(),
+        l2=l2.numpy(),
+        linf=linf.numpy(),
+        indices=np.asarray(samples.indices),
         craft_seconds=crafted.seconds,
-        craft_reused=reused,
-        examples_per_second=n / crafted.seconds if crafted.seconds else None,
-        forward_passes=passes.forward,
-        backward_passes=passes.backward,
+        seconds=(0.0 if reused else crafted.seconds) + time.perf_counter() - start,
+        reused=reused,
+        forward=passes.forward,
+        backward=passes.backward,
         pass_seconds=prices.at(crafted.batch).seconds(passes),
         best_pass_seconds=prices.best().seconds(passes),
-        per_example=np.packbits(hit.numpy()).tobytes(),
-        image_indices=encode_indices(samples.indices),
     )
 
 
@@ -101,6 +107,12 @@ def _scores(estimator, x: torch.Tensor, device: str) -> torch.Tensor:
     return predict_scores(estimator.network, x, device=device)
 
 
-def error_record(cell: Cell, exc: Exception, identity: Callable[[Cell], dict[str, Any]]) -> Record:
+def error_text(exc: Exception) -> str:
+    """An exception as a record keeps it: its type, message and the last frames of its traceback."""
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=-3))
-    return Record(**identity(cell), status="error", error=f"{type(exc).__name__}: {exc}\n{tb}")
+    return f"{type(exc).__name__}: {exc}\n{tb}"
+
+
+def error_record(cell: Cell, error: Exception | str, identity: Callable[[Cell], dict[str, Any]]) -> Record:
+    text = error if isinstance(error, str) else error_text(error)
+    return Record(**identity(cell), status="error", error=text)

@@ -78,7 +78,7 @@ class CraftGroup:
 def _group_key(cell: Cell) -> str:
     """What the crafts of one group share: the craft key without the swept value."""
     fixed = {k: v for k, v in cell.params if k != cell.param}
-    shared = [cell.craft_model_key, cell.attack, cell.attack_code, cell.targeted, cell.n_samples, cell.seed]
+    shared = [cell.craft_model_key, cell.attack, cell.attack_code, cell.targeted, cell.n_samples, cell.seed, cell.shard]
     return json.dumps([*shared, cell.dataset, cell.param, sorted(fixed.items())])
 
 

@@ -41,6 +41,7 @@ class Cell:
     tables: tuple[str, ...] = field(default=(), compare=False)
     variant: str = field(default="", compare=False)  # in the name only: the hash is the configuration's
     attack_code: str | None = None  # a plugin attack's code hash (None for built-ins, whose hashes stay as they were)
+    shard: int = 0  # images per shard, each crafted with its own seed (bench.matrix.shards); 0: the cell in one piece
 
     @property
     def targeted(self) -> bool:
@@ -72,6 +73,7 @@ class Cell:
             "source_key": self.source_key,
             "targeted": self.targeted,
             **({"attack_code": self.attack_code} if self.attack_code else {}),
+            **({"shard": self.shard} if self.shard else {}),  # unsharded cells keep the keys they always had
         }
 
     @property
@@ -89,6 +91,7 @@ class Cell:
             "seed": self.seed,
             "targeted": self.targeted,
             **({"attack_code": self.attack_code} if self.attack_code else {}),
+            **({"shard": self.shard} if self.shard else {}),  # unsharded cells keep the keys they always had
         }
         return digest(craft)
 
@@ -115,9 +118,12 @@ def expand(
     n_samples: dict[str, int] | None = None,
     seed: int | None = None,
     transfer_matrix: bool = False,
+    shard_images: int | None = None,
 ) -> list[Cell]:
-    """Every cell of ``preset`` for the models in ``model_keys`` (label -> store key), filtered and deduplicated."""
+    """Every cell of ``preset`` for the models in ``model_keys`` (label -> store key), filtered and deduplicated.
+    ``shard_images`` (else the preset's): cells of more images are crafted in shards of that many."""
     seed = preset.seed if seed is None else seed
+    shard = preset.shard_images if shard_images is None else shard_images
     samples = {**preset.samples, **(n_samples or {})}
     cells: dict[str, Cell] = {}
     for group in preset.groups:
@@ -148,6 +154,7 @@ def expand(
                     tables=group.tables,
                     variant=group.variant,
                     attack_code=family.code_hash(),
+                    shard=shard if 0 < shard < samples[group.attack] else 0,  # one shard is the whole cell
                 )
                 if cell.hash in cells:  # the same cell asked by two tables: keep one, note both
                     cell = replace(cell, tables=cells[cell.hash].tables + cell.tables)
@@ -209,6 +216,7 @@ class MatrixOptions:
     progress: bool = True
     external: tuple[ExternalModel, ...] = ()  # networks of your own, evaluated beside (or instead of) the zoo
     training_seeds: tuple[int, ...] | None = None  # train each model once per seed (None: the preset's)
+    shard_images: int | None = None  # craft cells of more images in shards of this many (None: the preset's)
     dask: DaskSettings | None = None  # run the groups as Dask tasks there (bench.matrix.dask_run); None: here, in turn
 
 
@@ -257,6 +265,7 @@ def make_plan(options: MatrixOptions) -> Plan:
         n_samples=n_samples,
         seed=options.seed,
         transfer_matrix=options.transfer_matrix,
+        shard_images=options.shard_images,
     )
     _check_views(cells, specs)
     _check_sizes(cells, preset)

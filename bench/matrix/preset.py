@@ -66,6 +66,7 @@ class Preset:
     diagnostic_samples: int = 500  # images for the gradient-health cells (bench/results/diagnostics.py)
     model_params: dict[str, dict[str, float]] = field(default_factory=dict)  # [model_params.<model>]: its kind's
     training_seeds: tuple[int, ...] | None = None  # each model trained once per seed (replaces [training] seed)
+    shard_images: int = 0  # cells of more images are crafted in shards of this many (bench.matrix.shards); 0: never
 
     def train_config(self) -> TrainConfig:
         """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
@@ -109,6 +110,7 @@ def load_preset(name_or_path: str) -> Preset:
             diagnostic_samples=data.get("diagnostic_samples", Preset.diagnostic_samples),
             model_params={name: dict(values) for name, values in data.get("model_params", {}).items()},
             training_seeds=tuple(data["training_seeds"]) if "training_seeds" in data else None,
+            shard_images=data.get("shard_images", 0),
         )
     except UnknownNameError as exc:  # its message already names the valid choices
         raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc

@@ -64,6 +64,7 @@ TOP: dict[str, Check] = {
     "training_seeds": training_seeds_problem,
     "transfer_source": _text,
     "diagnostic_samples": _whole(1),
+    "shard_images": _whole(0),
 }
 TABLES = ("samples", "params", "training", "model_params", "group")  # checked by their own functions below
 GROUP: dict[str, Check] = {
