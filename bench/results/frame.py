@@ -13,10 +13,11 @@ this order:
 3. measurements: ``MEASUREMENTS`` (rate is accuracy or success rate as ``metric`` says; norms, times, passes);
 4. provenance: ``PROVENANCE``.
 
-Three shapes of stored row meet here. Attack cells keep their whole configuration (``bench.matrix.plan.Cell.config``).
-Gradient-health cells (``bench.results.diagnostics``) keep the check, ``n_samples`` and a revision: no attack
-parameter. Worst-case cells (``bench.results.worst_case``) keep their component cells' names: their one parameter
-is the eps they share, taken from ``param``/``value``, and they have no ``n_samples``. Where a configuration
+Every stored row is named by the hash of its configuration (``bench.results.identity``), and three shapes of it
+meet here. Attack cells keep their whole configuration (``bench.matrix.plan.Cell.config``). Gradient-health cells
+(``bench.results.diagnostics``) keep dataset, model, setting, the check as their attack, ``n_samples``, seed and a
+revision: no attack parameter. Worst-case cells (``bench.results.worst_case``) keep their members' hashes and
+names: their one parameter is the eps they share, taken from ``param``/``value``, and they have no ``n_samples``. Where a configuration
 does not say whether the cell is targeted, ``targeted`` is whether its metric is a success rate.
 Per-example outcomes, the configuration as JSON and the package versions are left out.
 """
