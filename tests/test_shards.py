@@ -117,3 +117,18 @@ def _wait_for_records(out, driver, timeout: float = 300.0) -> int:
                 return count
         time.sleep(0.05)
     raise AssertionError(f"no record stored while the driver ran: {driver.stderr.read().decode()[-3000:]}")
+
+
+def test_the_plan_says_which_cells_are_sharded(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    preset = sharded_preset(tmp_path, 0)
+    base = ["matrix", "--dataset", "mnist", "--preset", str(preset), "--out", str(tmp_path / "r"), "--dry-run"]
+    sharded = CliRunner().invoke(main, [*base, "--shard-images", "15"])
+    assert sharded.exit_code == 0, sharded.output
+    assert "crafted in shards of: fgsm=15 images, pgd=15 images" in sharded.output
+    assert "shards" not in CliRunner().invoke(main, base).output
+    refused = CliRunner().invoke(main, [*base, "--shard-images", "-1"])
+    assert refused.exit_code == 2 and "-1" in refused.output

@@ -32,6 +32,9 @@ def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool, out: Path 
         "images per cell: " + ", ".join(f"{a}={n}" for a, n in sorted(samples.items())),
         tabulate(sorted((s, a, n) for (s, a), n in per.items()), headers=["setting", "attack", "cells"]),
     ]
+    sharded = {c.attack: c.shard for c in cells if c.shard}
+    if sharded:
+        lines.insert(2, "crafted in shards of: " + ", ".join(f"{a}={n} images" for a, n in sorted(sharded.items())))
     if diagnostics.wanted(options.attacks, options.settings):
         n_cells = len(diagnostics.CHECKS) * len(plan.specs)
         lines.append(
