@@ -245,3 +245,23 @@ def test_the_vu2018_fast_preset_trains_wong_et_al_s_recipe_and_runs_vu2018_s_gro
         "mnist/cnn+fgsm_rs_at/hinge",
         "mnist/cnn+fgsm_rs_at/lmcl_s10_m0.3",
     ]
+
+
+def test_the_clean_table_names_each_models_recipe_and_compares_both_with_vu2018_s_pgd_trained_numbers():
+    """An FGSM-RS model reads cnn+fgsm_rs_at, a PGD one cnn+pgd_at; both are set beside vu2018 Table II's clean
+    accuracy of its PGD-trained model of the same loss, the only adversarial training the paper published."""
+    from bench.reports.reference import lookup
+    from bench.reports.render import _clean_table
+
+    fast = make_spec("mnist", "hinge", "cnn", TrainConfig(schedule="cyclic", adversarial={"method": "fgsm_rs"}))
+    pgd = make_spec("mnist", "hinge", "cnn", TrainConfig(adversarial=AdversarialTraining()))
+    metas = [
+        {"key": s.key(), "name": s.name, "spec": s.to_dict(), "clean_accuracy": 0.97, "n_test": 10000}
+        for s in (fast, pgd)
+    ]
+    text = _clean_table("mnist", metas, {fast.key(), pgd.key()}, [])
+    rows = [line for line in text.splitlines() if line.startswith("| hinge")]
+    assert len(rows) == 2 and "(cnn+fgsm_rs_at)" in rows[0] and "(cnn+pgd_at)" in rows[1]
+    paper = lookup("vu2018:II", "clean", "mnist", "hinge", "none", "", None, arch="cnn+pgd_at")
+    papers = [float(row.split("|")[4]) for row in rows]  # columns: model, measured, images, paper, delta
+    assert paper is not None and papers == [pytest.approx(paper, abs=0.005)] * 2

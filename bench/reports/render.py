@@ -48,7 +48,8 @@ def write_dataset_report(
         f"# {dataset}: robustness by training loss and target representation",
         "",
         f"Generated from the results store by `{command}`; do not edit by hand. {CELL_KEY} "
-        f"Models here use the `{arch}` architecture; saito2019 used DenseNet, vu2018 the CNN of its Table I.",
+        f"Models here use the `{_shown_arch(model_metas, used_keys) or arch}` architecture; saito2019 used DenseNet, "
+        "vu2018 the CNN of its Table I (its adversarially trained models by PGD, `+pgd_at`).",
         "",
         answer_section(records, chance, f"plots/{worst_plot}" if worst_plot else None),
         _factors(records),
@@ -97,6 +98,17 @@ def _archs(metas: list[dict]) -> dict[str, str]:
     }
 
 
+def _trained_arch(spec: dict) -> str:
+    """A stored model's architecture with how it was adversarially trained, for the reader: cnn, cnn+pgd_at, or
+    cnn+fgsm_rs_at (where ``_archs`` names every adversarial training +pgd_at, the key of vu2018's numbers)."""
+    adversarial = spec["train"].get("adversarial")
+    return spec["arch"] + (f"+{adversarial.get('method', 'pgd')}_at" if adversarial else "")
+
+
+def _shown_arch(metas: list[dict], used_keys: set[str]) -> str:
+    return "/".join(sorted({_trained_arch(m["spec"]) for m in metas if m["key"] in used_keys}))
+
+
 def _arch(metas: list[dict], dataset: str, used_keys: set[str]) -> str:
     """The architecture of the models the results came from, as vu2018 names it: cnn, or cnn+pgd_at when
     they were all adversarially trained (the key under which its Tables II and III are published)."""
@@ -135,8 +147,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
             paper = lookup("saito2019:4", "clean", dataset, kind, "none", "", None)
         measured = m["clean_accuracy"]
         delta = f"{measured - paper:+.3f}" if paper is not None else "—"
-        arch = spec["arch"] + (ADVERSARIAL_SUFFIX if train.get("adversarial") else "")
-        rows.append([f"{label} ({arch})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
+        rows.append([f"{label} ({_trained_arch(spec)})", f"{measured:.4f}", m["n_test"], fmt_rate(paper), delta])
     return "\n".join(
         [
             f"### {CLEAN_TITLES[(any(adversarial), all(adversarial) and bool(adversarial))]}",
