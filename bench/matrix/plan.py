@@ -306,7 +306,8 @@ def _zoo_specs(preset: Preset, options: MatrixOptions, names) -> dict[str, Model
         params, key = preset.model_params.get(base), options.codebook_key
         for seed in seeds if only is None else (only,):
             train = replace(training, seed=seed)
-            spec = make_spec(options.dataset, base, preset.arch, train, codebook_key=key, params=params)
+            arch = preset.arch_options
+            spec = make_spec(options.dataset, base, preset.arch, train, codebook_key=key, params=params, **arch)
             specs[seeded_name(spec.loss_label, seed) if len(seeds) > 1 else spec.loss_label] = spec
     return specs
 
@@ -341,7 +342,8 @@ def _check_model_names(preset: Preset, options: MatrixOptions, specs: dict) -> N
         training = preset.train_config()
         for name in preset.models:
             params = preset.model_params.get(name)
-            known.add(make_spec(options.dataset, name, preset.arch, training, params=params).loss_label)
+            spec = make_spec(options.dataset, name, preset.arch, training, params=params, **preset.arch_options)
+            known.add(spec.loss_label)
     named = [(n, "a [[group]]'s models") for g in preset.groups for n in g.models or ()]
     if any(g.setting == "transfer" and not g.transfer_matrix for g in preset.groups) and not options.transfer_matrix:
         named.append((preset.transfer_source, "transfer_source"))

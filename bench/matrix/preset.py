@@ -67,6 +67,7 @@ class Preset:
     model_params: dict[str, dict[str, float]] = field(default_factory=dict)  # [model_params.<model>]: its kind's
     training_seeds: tuple[int, ...] | None = None  # each model trained once per seed (replaces [training] seed)
     shard_images: int = 0  # cells of more images are crafted in shards of this many (bench.matrix.shards); 0: never
+    arch_options: dict[str, int] = field(default_factory=dict)  # densenet_depth, densenet_growth where given
 
     def train_config(self) -> TrainConfig:
         """The preset's [training] table (with its optional [training.adversarial]) as a TrainConfig."""
@@ -111,6 +112,7 @@ def load_preset(name_or_path: str) -> Preset:
             model_params={name: dict(values) for name, values in data.get("model_params", {}).items()},
             training_seeds=tuple(data["training_seeds"]) if "training_seeds" in data else None,
             shard_images=data.get("shard_images", 0),
+            arch_options={k: data[k] for k in ("densenet_depth", "densenet_growth") if k in data},
         )
     except UnknownNameError as exc:  # its message already names the valid choices
         raise ConfigError(f"preset {name_or_path!r}: {exc}") from exc

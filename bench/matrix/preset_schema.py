@@ -65,6 +65,8 @@ TOP: dict[str, Check] = {
     "transfer_source": _text,
     "diagnostic_samples": _whole(1),
     "shard_images": _whole(0),
+    "densenet_depth": _whole(10),  # 6n + 4, checked where the model is specified (models/spec.py)
+    "densenet_growth": _whole(1),
 }
 TABLES = ("samples", "params", "training", "model_params", "group")  # checked by their own functions below
 GROUP: dict[str, Check] = {
