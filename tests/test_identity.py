@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import shutil
 import sqlite3
 from pathlib import Path
@@ -146,14 +147,33 @@ def test_a_legacy_row_gives_way_to_its_new_one(tmp_path):
     assert kept.cell_hash == new.cell_hash and kept.config == new.config
 
 
+def _as_an_older_bench_left_it(committed: Path, copy: Path) -> int:
+    """A copy of a committed store (migrated) with its gradient-health rows put back under their dg- hashes and the
+    config older benches kept, and its worst-case rows under wc- hashes; returns how many rows were put back."""
+    shutil.copy(committed, copy)
+    records = ResultsStore(copy).records()
+    with sqlite3.connect(copy) as db:
+        for record in (r for r in records if r.setting == diagnostics.SETTING):
+            old = _legacy(record, record.config["revision"])
+            sql = "UPDATE results SET cell_hash = ?, config = ? WHERE cell_hash = ?"
+            db.execute(sql, (old.cell_hash, json.dumps(old.config, sort_keys=True), record.cell_hash))
+        for record in (r for r in records if r.attack == "worst_case"):
+            db.execute(
+                "UPDATE results SET cell_hash = ? WHERE cell_hash = ?", ("wc-" + record.cell_hash, record.cell_hash)
+            )
+    return sum(r.setting == diagnostics.SETTING for r in records)
+
+
 @pytest.mark.parametrize(("dataset", "preset", "store"), STORES, ids=[f"{d}-{p}" for d, p, _ in STORES])
 def test_committed_gradient_health_migrates_to_what_a_run_asks_for(tmp_path, dataset, preset, store):
-    """Each committed store, copied: its dg- rows become exactly the rows today's plan asks for, so a run on it
-    computes no gradient health again."""
-    shutil.copy(store / "results.sqlite", tmp_path / "results.sqlite")
+    """Each committed store is in today's scheme; put back as an older bench left it, its dg- rows become exactly
+    the rows today's plan asks for, so a run on it computes no gradient health again."""
+    shutil.copy(store / "results.sqlite", tmp_path / "as-committed.sqlite")
+    assert ResultsStore(tmp_path / "as-committed.sqlite").migrate_legacy_hashes() == 0  # already migrated
+    put_back = _as_an_older_bench_left_it(store / "results.sqlite", tmp_path / "results.sqlite")
     copy = ResultsStore(tmp_path / "results.sqlite")
     count = len(copy.records())
-    assert copy.migrate_legacy_hashes() > 0 and len(copy.records()) == count
+    assert put_back > 0 and copy.migrate_legacy_hashes() == put_back and len(copy.records()) == count
     options = MatrixOptions(dataset=dataset, preset=preset, settings=("diagnostics",), progress=False)
     plan = make_plan(options)
     seed, n = plan.preset.seed, plan.preset.diagnostic_samples
@@ -186,7 +206,7 @@ def test_the_committed_mnist_report_keeps_its_numbers_after_migration(tmp_path):
     old, new = tmp_path / "old", tmp_path / "new"
     for folder in (old, new):
         folder.mkdir()
-        shutil.copy(MNIST, folder / "results.sqlite")
+        _as_an_older_bench_left_it(MNIST, folder / "results.sqlite")
     store = ResultsStore(new / "results.sqlite")
     assert store.migrate_legacy_hashes() == 15
     before = {r.name: r for r in store.records(attack="worst_case")}
