@@ -265,3 +265,23 @@ def test_the_clean_table_names_each_models_recipe_and_compares_both_with_vu2018_
     paper = lookup("vu2018:II", "clean", "mnist", "hinge", "none", "", None, arch="cnn+pgd_at")
     papers = [float(row.split("|")[4]) for row in rows]  # columns: model, measured, images, paper, delta
     assert paper is not None and papers == [pytest.approx(paper, abs=0.005)] * 2
+
+
+def test_a_model_without_stored_metadata_is_called_adversarially_trained_only_where_its_cells_say_so():
+    """vu2018 Tables II and III hold only adversarially trained models: a model whose cells carry those tags is one,
+    even where the store lacks its metadata; a model of the papers' other tables is not."""
+    from bench.reports.render import _clean_table
+    from bench.results.store import Record
+
+    def record(model: str, tables: list[str]) -> Record:
+        return Record(
+            cell_hash=f"h-{model}", name=f"mnist/whitebox_untargeted/pgd[eps=0.3]/{model}", dataset="mnist",
+            model=model, model_key=f"key-{model}", setting="whitebox_untargeted", source=None, attack="pgd",
+            param="eps", value=0.3, config={"tables": tables}, clean_accuracy=0.9, n=100,
+        )  # fmt: skip
+
+    adversarial = _clean_table("mnist", [], {"key-hinge"}, [record("hinge", ["vu2018:II", "robustness"])])
+    assert "### vu2018 Table II: clean test accuracy of the adversarially trained models" in adversarial
+    assert "hinge (adversarially trained, as its vu2018:II cells say;" in adversarial
+    plain = _clean_table("mnist", [], {"key-hinge"}, [record("hinge", ["saito2019:3", "vu2018:III-A"])])
+    assert "### saito2019 Table 4: clean test accuracy" in plain and "adversarially" not in plain

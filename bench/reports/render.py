@@ -121,8 +121,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
     """The models the results came from; with no results, every fully trained plain model of the dataset. A model
     the model store does not hold (your own network, ``bench evaluate``) gets the clean accuracy its cells measured
     on their largest sample set."""
-    rows = _unstored_rows(records, {m["key"] for m in metas})
-    adversarial = []
+    rows, adversarial = _unstored_rows(records, {m["key"] for m in metas})
     for m in metas:
         spec = m["spec"]
         if used_keys:
@@ -158,25 +157,34 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
     )
 
 
-CLEAN_TITLES = {  # (any model adversarially trained, all of them): whose clean-accuracy table this is
-    (False, False): "saito2019 Table 4: clean test accuracy (whole test split)",
-    (True, True): "vu2018 Table II: clean test accuracy of the adversarially trained models (whole test split)",
-    (True, False): "Clean test accuracy (whole test split): saito2019 Table 4's, and vu2018 Table II's for the "
-    "adversarially trained models",
+CLEAN_TITLES = {  # (any model adversarially trained, all of them): whose clean-accuracy table this is; the images
+    # column says on how many test images (the whole split for a stored model, its cells' images otherwise)
+    (False, False): "saito2019 Table 4: clean test accuracy",
+    (True, True): "vu2018 Table II: clean test accuracy of the adversarially trained models",
+    (True, False): "Clean test accuracy: saito2019 Table 4's, and vu2018 Table II's for the adversarially trained "
+    "models",
 }
 
 
-def _unstored_rows(records: list[Record], stored_keys: set[str]) -> list[list]:
+def _unstored_rows(records: list[Record], stored_keys: set[str]) -> tuple[list[list], list[bool]]:
+    """Rows for the models without stored metadata (clean accuracy on their largest sample set), and whether each
+    was adversarially trained: what its cells' tables say where nothing else can (vu2018 Tables II and III hold only
+    adversarially trained models, ``ADVERSARIAL_ONLY``)."""
     largest: dict[str, Record] = {}
+    tables: dict[str, set[str]] = {}
     for r in records:
         if r.model_key not in stored_keys and r.clean_accuracy is not None and r.n:
+            tables.setdefault(r.model_key, set()).update(r.config.get("tables") or ())
             if r.model_key not in largest or r.n > largest[r.model_key].n:
                 largest[r.model_key] = r
-    return [
-        [f"{r.model} (no stored model metadata: on the test images of its cells)", f"{r.clean_accuracy:.4f}", r.n]
-        + ["—", "—"]
-        for r in sorted(largest.values(), key=lambda r: r.model)
-    ]
+    rows, adversarial = [], []
+    for r in sorted(largest.values(), key=lambda r: r.model):
+        tagged = sorted(t for t in tables[r.model_key] if ADVERSARIAL_ONLY.get(t))
+        how = f"adversarially trained, as its {' and '.join(tagged)} cells say; " if tagged else ""
+        label = f"{r.model} ({how}no stored model metadata: on the test images of its cells)"
+        rows.append([label, f"{r.clean_accuracy:.4f}", r.n, "—", "—"])
+        adversarial.append(bool(tagged))
+    return rows, adversarial
 
 
 def _kinds_used(records: list[Record]) -> set[str]:
