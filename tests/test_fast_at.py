@@ -283,5 +283,6 @@ def test_a_model_without_stored_metadata_is_called_adversarially_trained_only_wh
     adversarial = _clean_table("mnist", [], {"key-hinge"}, [record("hinge", ["vu2018:II", "robustness"])])
     assert "### vu2018 Table II: clean test accuracy of the adversarially trained models" in adversarial
     assert "hinge (adversarially trained, as its vu2018:II cells say;" in adversarial
-    plain = _clean_table("mnist", [], {"key-hinge"}, [record("hinge", ["saito2019:3", "vu2018:III-A"])])
-    assert "### saito2019 Table 4: clean test accuracy" in plain and "adversarially" not in plain
+    for tables in (["saito2019:3"], ["vu2018:II", "vu2018:III-A"]):  # the second: how older stores tagged PGD k=100
+        plain = _clean_table("mnist", [], {"key-hinge"}, [record("hinge", tables)])
+        assert "### saito2019 Table 4: clean test accuracy" in plain and "adversarially" not in plain

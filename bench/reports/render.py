@@ -180,6 +180,8 @@ def _unstored_rows(records: list[Record], stored_keys: set[str]) -> tuple[list[l
     rows, adversarial = [], []
     for r in sorted(largest.values(), key=lambda r: r.model):
         tagged = sorted(t for t in tables[r.model_key] if ADVERSARIAL_ONLY.get(t))
+        if any(ADVERSARIAL_ONLY.get(t) is False or t.startswith("saito2019:") for t in tables[r.model_key]):
+            tagged = []  # also in a table of plain models (older stores tagged vu2018:III-A's cells vu2018:II too)
         how = f"adversarially trained, as its {' and '.join(tagged)} cells say; " if tagged else ""
         label = f"{r.model} ({how}no stored model metadata: on the test images of its cells)"
         rows.append([label, f"{r.clean_accuracy:.4f}", r.n, "—", "—"])
