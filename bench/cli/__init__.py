@@ -59,6 +59,7 @@ def main(verbose: int, plugins: tuple[str, ...]) -> None:
 def _add_commands() -> None:
     """Each group of commands lives in its own module; this group only collects them."""
     from bench.cli.analyses import benchmarks_report, compare_art, inside, lipschitz, pictures
+    from bench.cli.cost_model import cost_model
     from bench.cli.evaluate import evaluate
     from bench.cli.export import export
     from bench.cli.gate import check, write_baseline_command
@@ -67,7 +68,7 @@ def _add_commands() -> None:
     from bench.cli.models import list_models, train
 
     for command in (train, list_models, matrix, report, check, write_baseline_command, lipschitz, inside, pictures,
-                    benchmarks_report, compare_art, list_registered, export, evaluate):  # fmt: skip
+                    benchmarks_report, compare_art, list_registered, export, evaluate, cost_model):  # fmt: skip
         main.add_command(command)
 
 
