@@ -17,8 +17,9 @@ Every stored row is named by the hash of its configuration (``bench.results.iden
 meet here. Attack cells keep their whole configuration (``bench.matrix.plan.Cell.config``). Gradient-health cells
 (``bench.results.diagnostics``) keep dataset, model, setting, the check as their attack, ``n_samples``, seed and a
 revision: no attack parameter. Worst-case cells (``bench.results.worst_case``) keep their members' hashes and
-names: their one parameter is the eps they share, taken from ``param``/``value``, and they have no ``n_samples``. Where a configuration
-does not say whether the cell is targeted, ``targeted`` is whether its metric is a success rate.
+names: their one parameter is the eps they share, taken from ``param``/``value``, and they have no ``n_samples``.
+Where a configuration does not say whether the cell is targeted, ``targeted`` is whether its metric is a success
+rate.
 Per-example outcomes, the configuration as JSON and the package versions are left out.
 """
 
