@@ -34,11 +34,6 @@ class PerturbationSizes:
     linf_median: float | None
 
 
-def perturbation_sizes(x: torch.Tensor, x_adv: torch.Tensor, worked: torch.Tensor) -> PerturbationSizes:
-    """Mean and median L2 and L-inf norms of x_adv - x over the examples where the attack worked."""
-    return sizes_of(*per_image_norms(x, x_adv), worked)
-
-
 def per_image_norms(x: torch.Tensor, x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The L2 and L-inf norm of each image's perturbation x_adv - x, in float64."""
     delta = (x_adv - x).flatten(1).double()
