@@ -107,10 +107,10 @@ def makespan(tasks: Sequence[float], gpus: int) -> float:
 
 
 def shard_sizes(images: int, shard: int) -> list[int]:
-    """Images of each task of a cell (bench.matrix.shards.shard_ranges' pieces)."""
-    if shard <= 0 or shard >= images:
-        return [images]
-    return [min(shard, images - first) for first in range(0, images, shard)]
+    """Images of each task of a cell: the sizes of bench.matrix.shards.shard_ranges' pieces."""
+    from bench.matrix.shards import shard_ranges
+
+    return [end - first for first, end in shard_ranges(images, shard)]
 
 
 def pairs_per_image(group: GroupWork, forward_share: float) -> float:
