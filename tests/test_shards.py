@@ -12,6 +12,7 @@ import time
 import pytest
 
 import bench
+from bench.errors import StoreError
 from bench.matrix.shards import shard_ranges
 from bench.results.store import read_records
 from tests.conftest import preset_text
@@ -111,10 +112,12 @@ def _wait_for_records(out, driver, timeout: float = 300.0) -> int:
     """How many records the store holds once it holds one (polled while the driver runs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and driver.poll() is None:
-        if (out / "results.sqlite").is_file():
-            count = len(read_records(out))
-            if count:
-                return count
+        try:
+            count = len(read_records(out)) if (out / "results.sqlite").is_file() else 0
+        except StoreError:  # the driver has made the file but not yet its tables
+            count = 0
+        if count:
+            return count
         time.sleep(0.05)
     raise AssertionError(f"no record stored while the driver ran: {driver.stderr.read().decode()[-3000:]}")
 
