@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,10 +24,26 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(1)
 
 
+def shared_models(tmp_path_factory) -> Path | None:
+    """Where the tests' trained models are kept for every xdist worker of this session, and for later sessions when
+    BENCH_TEST_MODELS names a folder (CI's slow tests reuse what its fast tests trained). Safe to share: a model's
+    key is its whole spec, and the store's training lock lets one process train a model that the others then load."""
+    if os.environ.get("BENCH_TEST_MODELS"):
+        return Path(os.environ["BENCH_TEST_MODELS"])
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.getbasetemp().parent / "shared-models"
+    return None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def bench_home(tmp_path_factory):
-    """Every test writes its store and staged datasets under a temporary BENCH_HOME."""
+    """Every test writes its results and staged datasets under a temporary BENCH_HOME; its model store is shared
+    (``shared_models``) where there is more than one worker."""
     home = tmp_path_factory.mktemp("bench_home")
+    shared = shared_models(tmp_path_factory)
+    if shared is not None:
+        shared.mkdir(parents=True, exist_ok=True)
+        (home / "models").symlink_to(shared, target_is_directory=True)
     mp = pytest.MonkeyPatch()
     mp.setenv("BENCH_HOME", str(home))
     mp.delenv("BENCH_DATA_DIR", raising=False)

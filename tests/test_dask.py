@@ -103,7 +103,8 @@ def _busy_worker(client, timeout: float = 120.0) -> str:
 def test_workers_with_no_shared_disk_train_and_attack_in_their_own_folders(tmp_path, cluster):
     from models.store import ModelStore
 
-    untrained = PRESET.replace("epochs = 2", "epochs = 1").replace("n_train = 3000", "n_train = 1000")
+    # 1,001 training images: a spec no other test trains, though the model store is shared between test workers
+    untrained = PRESET.replace("epochs = 2", "epochs = 1").replace("n_train = 3000", "n_train = 1001")
     preset = tmp_path / "private.toml"
     preset.write_text(untrained)  # models no store holds yet: trained on a worker, sent back through the scheduler
     plan = bench.plan_matrix("mnist", preset)
