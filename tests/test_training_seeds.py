@@ -17,6 +17,7 @@ from bench.errors import ConfigError
 from bench.matrix.plan import MatrixOptions, make_plan
 from bench.results.store import read_records
 from models.seeds import seeded_name, split_seeded_name
+from models.spec import TrainConfig, make_spec
 from tests.conftest import preset_text
 
 CE, TANH = "O:SOFTMAX:CE", "R:TANH:MSE"
@@ -257,3 +258,32 @@ def test_the_report_finds_the_kind_of_a_seeded_model():
 
     seeded = [replace(record(name), model=model) for name, model in (("a", f"{TANH}@s1"), ("b", "lmcl_s10_m0.3@s0"))]
     assert _kinds_used(seeded) == {TANH, "lmcl"}
+
+
+def test_the_clean_table_names_each_seed_and_says_which_kind_trained_behind_its_siblings():
+    """Each seed's row carries its run label (O:SOFTMAX:CE@s1), and the line under the table names a kind whose mean
+    clean accuracy over its seeds is more than half a point below the best kind's, and only such a kind."""
+    from bench.reports.render import _clean_table
+    from bench.results.store import Record
+
+    def table(accuracies: dict[str, list[float]]) -> str:
+        metas, records = [], []
+        for kind, per_seed in accuracies.items():
+            for seed, accuracy in enumerate(per_seed):
+                spec = make_spec("mnist", kind, "cnn", TrainConfig(epochs=2, seed=seed))
+                metas.append({"key": spec.key(), "name": spec.name, "spec": spec.to_dict()})
+                metas[-1] |= {"clean_accuracy": accuracy, "n_test": 10000}
+                records.append(Record(
+                    cell_hash=f"h{seed}{kind}", name=f"mnist/whitebox_untargeted/fgsm[eps=0.1]/{kind}@s{seed}",
+                    dataset="mnist", model=f"{kind}@s{seed}", model_key=spec.key(), setting="whitebox_untargeted",
+                    source=None, attack="fgsm", param="eps", value=0.1, config={}, clean_accuracy=accuracy, n=10,
+                ))  # fmt: skip
+        return _clean_table("mnist", metas, {r.model_key for r in records}, records)
+
+    close = table({CE: [0.990, 0.992], TANH: [0.988, 0.990]})  # means 0.991 and 0.989
+    rows = [line.split("|")[1].strip() for line in close.splitlines() if line.startswith(("| O:", "| R:"))]
+    assert rows == [f"{CE}@s0 [2 epochs] (cnn)", f"{CE}@s1 [2 epochs] (cnn)", f"{TANH}@s0 [2 epochs] (cnn)",
+                    f"{TANH}@s1 [2 epochs] (cnn)"]  # fmt: skip
+    assert f"the best is {CE}'s 0.9910; every kind is within 0.5 points of it." in close
+    behind = table({CE: [0.990, 0.992], TANH: [0.980, 0.990]})  # TANH's mean 0.985: 0.6 points behind
+    assert f"{TANH} (0.9850) trained more than 0.5 points below it" in behind and f"{CE} (" not in behind
