@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from bench.data.datasets import Split, load
+from bench.errors import StoreError
+from bench.results.leases import stored_status
 from models.kinds import built_in_kinds
 from models.spec import ModelSpec, TrainConfig, make_spec
 from models.store import ModelStore, StoredModel
@@ -107,3 +109,11 @@ def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str 
     path = tmp_path / "tiny-preset.toml"
     path.write_text(preset_text("tiny", models, {a: 10 for a in attacks}, groups))
     return path
+
+
+def stored_count(db: Path) -> int:
+    """Rows in the results store ``db`` now (0 before the run has made it)."""
+    try:
+        return len(stored_status(db)) if db.is_file() else 0
+    except StoreError:  # the run has not yet made its table
+        return 0

@@ -20,13 +20,12 @@ import numpy as np
 import pytest
 
 import bench
-from bench.errors import StoreError
 from bench.matrix.groups import craft_groups
 from bench.results.leases import Leases, Owner, stored_status
 from bench.results.store import ResultsStore, read_records
 from models.store import ModelStore
 from models.zoo import obtain
-from tests.conftest import preset_text
+from tests.conftest import preset_text, stored_count
 
 MODEL = "O:SOFTMAX:CE"
 
@@ -353,14 +352,6 @@ def test_two_runs_started_together_on_one_out_share_the_work(larger, larger_refe
     assert sum(here) == len(group_keys(larger)), logs  # no group crafted twice, none left out
     assert min(here) >= 1, logs  # both did part of it
     assert outcomes(out) == outcomes(larger_reference)
-
-
-def stored_count(db: Path) -> int:
-    """Rows in the results store ``db`` now (0 before the run has made it)."""
-    try:
-        return len(stored_status(db)) if db.is_file() else 0
-    except StoreError:  # the run has not yet made its table
-        return 0
 
 
 @pytest.mark.slow
