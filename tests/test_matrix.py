@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.results.store import ResultsStore
-from tests.conftest import preset_text
+from tests.conftest import preset_text, stored_count
 
 PRESET = preset_text(
     "tiny",
@@ -158,15 +157,10 @@ def test_sigkill_midway_then_resume_gives_the_records_of_an_uninterrupted_run(pr
     done_at_kill = 0
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if db.exists():
-            with sqlite3.connect(db) as con:
-                try:
-                    done_at_kill = con.execute("SELECT count(*) FROM results").fetchone()[0]
-                except sqlite3.OperationalError:
-                    done_at_kill = 0
-            if done_at_kill >= 2:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
+        done_at_kill = stored_count(db)
+        if done_at_kill >= 2:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
         time.sleep(0.05)
     proc.wait()
     assert 2 <= done_at_kill < 15, "the run was not killed midway"

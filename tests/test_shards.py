@@ -12,10 +12,9 @@ import time
 import pytest
 
 import bench
-from bench.errors import StoreError
 from bench.matrix.shards import shard_ranges
 from bench.results.store import read_records
-from tests.conftest import preset_text
+from tests.conftest import preset_text, stored_count
 
 distributed = pytest.importorskip("distributed")
 
@@ -112,10 +111,7 @@ def _wait_for_records(out, driver, timeout: float = 300.0) -> int:
     """How many records the store holds once it holds one (polled while the driver runs)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and driver.poll() is None:
-        try:
-            count = len(read_records(out)) if (out / "results.sqlite").is_file() else 0
-        except StoreError:  # the driver has made the file but not yet its tables
-            count = 0
+        count = stored_count(out / "results.sqlite")
         if count:
             return count
         time.sleep(0.05)
