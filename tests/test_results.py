@@ -85,3 +85,31 @@ def test_a_store_from_before_image_indices_gains_the_column_and_reads_none(tmp_p
     new.image_indices = encode_indices([3, 1, 4, 1_000_000])
     store.put(new)
     assert store.records(cell_hash="n")[0].indices().tolist() == [3, 1, 4, 1_000_000]
+
+
+def _make_stores(folder: str, count: int) -> None:
+    for i in range(count):
+        ResultsStore(f"{folder}/r{i}.sqlite")
+
+
+def test_a_store_being_made_is_never_seen_without_its_tables(tmp_path):
+    """Two runs started together on one --out: the second may open the store while the first is making it, and
+    must find its tables there (CI once saw 'an SQLite file but not a results store')."""
+    import multiprocessing
+    import time
+
+    from bench.results.store import read_records
+
+    count = 40
+    maker = multiprocessing.get_context("spawn").Process(target=_make_stores, args=(str(tmp_path), count))
+    maker.start()
+    seen = 0
+    deadline = time.monotonic() + 120
+    while seen < count and time.monotonic() < deadline:
+        path = tmp_path / f"r{seen}.sqlite"
+        if path.exists():
+            assert read_records(path) == []  # StoreError here if the file showed before its tables
+            seen += 1
+    maker.join(timeout=60)
+    assert maker.exitcode == 0 and seen == count
+    assert not list(tmp_path.glob("*.draft*"))  # nothing of the making left behind

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -139,22 +140,28 @@ class ResultsStore:
             ) from exc
         if self.path.is_file() and self.path.stat().st_size and not _is_sqlite(self.path):
             raise StoreError(f"{self.path} is not an SQLite file; {_EXPECTED}. Move it away or use another --out.")
+        if not self.path.exists():
+            self._create()
         with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS})")
-            present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
-            for column, kind in ADDED_COLUMNS.items():
-                if column not in present:  # old rows read NULL: "not stored", never a wrong value
-                    db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
-            db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-            db.execute(_MODELS_TABLE)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            found = db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+            found = _lay_out(db)
         if found != str(SCHEMA_VERSION):
             raise StoreError(
                 f"results store {self.path} has schema version {found}; this bench writes version {SCHEMA_VERSION}: "
                 "use another --out, or the bench that wrote it."
             )
+
+    def _create(self) -> None:
+        """Make the store in a file of its own and link it into place, so that a run started beside this one
+        (on the same --out) never opens a store whose header is written but whose tables are not yet."""
+        draft = self.path.with_name(f".{self.path.name}.{os.getpid()}.draft")
+        try:
+            with closing(sqlite3.connect(draft)) as db, db:
+                _lay_out(db)
+            os.link(draft, self.path)
+        except (OSError, sqlite3.DatabaseError):  # linked first by the other run; or made in place (below), as before
+            pass
+        finally:
+            draft.unlink(missing_ok=True)
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
@@ -238,6 +245,21 @@ def legacy_diagnostic_hash(check: str, model_key: str, n: int, seed: int, revisi
 
 # added after schema version 1 without a bump: older stores simply have no model metadata, and older readers ignore it
 _MODELS_TABLE = "CREATE TABLE IF NOT EXISTS models (model_key TEXT PRIMARY KEY, meta TEXT NOT NULL)"
+
+
+def _lay_out(db: sqlite3.Connection) -> str:
+    """Give the store every table and column this bench writes (those present stay as they are); returns the
+    schema version the store records."""
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS})")
+    present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+    for column, kind in ADDED_COLUMNS.items():
+        if column not in present:  # old rows read NULL: "not stored", never a wrong value
+            db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
+    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+    db.execute(_MODELS_TABLE)
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+    return db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
 
 
 def _select(db: sqlite3.Connection, where: dict[str, Any], source: Path) -> list[Record]:
