@@ -66,10 +66,10 @@ def test_eps_plot_takes_a_rate_of_zero_whose_interval_starts_a_rounding_error_ab
 
 def test_a_store_from_before_image_indices_gains_the_column_and_reads_none(tmp_path):
     """A store written by an older bench (schema 1 without image_indices) opens, keeps its rows, and stores indices."""
-    from bench.results import store as store_module
+    from bench.results import schema
 
     old = tmp_path / "old.sqlite"
-    columns = store_module._COLUMNS.replace("image_indices BLOB,", "")
+    columns = schema.COLUMNS.replace("image_indices BLOB,", "")
     with sqlite3.connect(old) as db:
         db.execute(f"CREATE TABLE results ({columns})")
         db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")

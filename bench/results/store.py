@@ -22,49 +22,7 @@ import numpy as np
 
 from bench.errors import StoreError
 from bench.results.identity import DIAGNOSTICS, diagnostic_config, digest
-
-SCHEMA_VERSION = 1
-
-_COLUMNS = """
-    cell_hash TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    dataset TEXT NOT NULL,
-    model TEXT NOT NULL,
-    model_key TEXT NOT NULL,
-    setting TEXT NOT NULL,
-    source TEXT,
-    attack TEXT NOT NULL,
-    param TEXT,
-    value REAL,
-    config TEXT NOT NULL,
-    status TEXT NOT NULL,
-    metric TEXT,
-    rate REAL,
-    ci_low REAL,
-    ci_high REAL,
-    n INTEGER,
-    hits INTEGER,
-    clean_accuracy REAL,
-    l2_mean REAL,
-    l2_median REAL,
-    linf_mean REAL,
-    linf_median REAL,
-    seconds REAL,
-    craft_seconds REAL,
-    craft_reused INTEGER,
-    examples_per_second REAL,
-    forward_passes INTEGER,
-    backward_passes INTEGER,
-    pass_seconds REAL,
-    per_example BLOB,
-    image_indices BLOB,
-    error TEXT,
-    seed INTEGER,
-    device TEXT,
-    commit_id TEXT,
-    versions TEXT,
-    created TEXT
-"""
+from bench.results.schema import SCHEMA_VERSION, lay_out
 
 
 @dataclass
@@ -123,10 +81,6 @@ def encode_indices(indices: Any) -> bytes:
     return np.asarray(indices, dtype="<i4").tobytes()
 
 
-# columns added after schema 1 was written: added to older stores on open
-ADDED_COLUMNS = {"image_indices": "BLOB", "best_pass_seconds": "REAL"}
-
-
 class ResultsStore:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -143,7 +97,7 @@ class ResultsStore:
         if not self.path.exists():
             self._create()
         with self._connect() as db:
-            found = _lay_out(db)
+            found = lay_out(db)
         if found != str(SCHEMA_VERSION):
             raise StoreError(
                 f"results store {self.path} has schema version {found}; this bench writes version {SCHEMA_VERSION}: "
@@ -156,7 +110,7 @@ class ResultsStore:
         draft = self.path.with_name(f".{self.path.name}.{os.getpid()}.draft")
         try:
             with closing(sqlite3.connect(draft)) as db, db:
-                _lay_out(db)
+                lay_out(db)
             os.link(draft, self.path)
         except (OSError, sqlite3.DatabaseError):  # linked first by the other run; or made in place (below), as before
             pass
@@ -241,25 +195,6 @@ def legacy_diagnostic_hash(check: str, model_key: str, n: int, seed: int, revisi
     """The hash older benches gave a gradient-health row, kept only to migrate their stores."""
     text = json.dumps({"check": check, "model_key": model_key, "n": n, "seed": seed, "revision": revision})
     return "dg-" + hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-# added after schema version 1 without a bump: older stores simply have no model metadata, and older readers ignore it
-_MODELS_TABLE = "CREATE TABLE IF NOT EXISTS models (model_key TEXT PRIMARY KEY, meta TEXT NOT NULL)"
-
-
-def _lay_out(db: sqlite3.Connection) -> str:
-    """Give the store every table and column this bench writes (those present stay as they are); returns the
-    schema version the store records."""
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute(f"CREATE TABLE IF NOT EXISTS results ({_COLUMNS})")
-    present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
-    for column, kind in ADDED_COLUMNS.items():
-        if column not in present:  # old rows read NULL: "not stored", never a wrong value
-            db.execute(f"ALTER TABLE results ADD COLUMN {column} {kind}")
-    db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-    db.execute(_MODELS_TABLE)
-    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-    return db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
 
 
 def _select(db: sqlite3.Connection, where: dict[str, Any], source: Path) -> list[Record]:
