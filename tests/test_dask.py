@@ -11,6 +11,7 @@ import time
 import pytest
 
 import bench
+from bench.matrix.dask_run import PRIVATE_FOLDER
 from bench.results.store import read_records
 from tests.conftest import preset_text
 
@@ -115,6 +116,10 @@ def test_workers_with_no_shared_disk_train_and_attack_in_their_own_folders(tmp_p
     assert not on_dask.summary.failed
     assert not list((tmp_path / "dask").glob("adversarial/*.npz"))  # crafted and cached on the workers
     assert all(ModelStore().has(spec) for spec in plan.specs.values())  # the driver's store has what they trained
+    # the workers kept their copies in their Dask scratch folders (which Dask removes as a worker closes)
+    with distributed.Client(cluster) as client:
+        kept = client.run(lambda dask_worker: os.path.isdir(f"{dask_worker.local_directory}/{PRIVATE_FOLDER}/models"))
+    assert any(kept.values()), kept
     bench.run_matrix("mnist", preset, out=tmp_path / "serial", progress=False)  # the same models, from the store
     assert outcomes(tmp_path / "dask") == outcomes(tmp_path / "serial")
 

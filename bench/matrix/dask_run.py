@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,6 +118,7 @@ def _unpack(store: ModelStore, packed: tuple[dict, dict[str, bytes]] | str) -> N
         replace_folder(store.path(spec), lambda tmp: [(tmp / n).write_bytes(b) for n, b in packed[1].items()])
 
 
+PRIVATE_FOLDER = "bench"  # a worker's results and models where there is no shared disk, in its local_directory
 _BENCHES: dict[tuple, Workbench] = {}  # per worker process: one Workbench per run, so models load once
 
 
@@ -129,8 +129,10 @@ def _worker_bench(specs: dict, options: MatrixOptions, out_dir: str | None, mode
         import torch
 
         torch.set_num_threads(int(threads))
-    if out_dir is None or models_root is None:
-        private = Path(tempfile.gettempdir()) / f"bench-worker-{os.getpid()}"
+    if out_dir is None or models_root is None:  # in the worker's Dask scratch folder, removed when the worker closes
+        from distributed import get_worker
+
+        private = Path(get_worker().local_directory) / PRIVATE_FOLDER
         out_dir, models_root = str(private / "results"), str(private / "models")
     key = (repr(options), out_dir, models_root)
     if key not in _BENCHES:
