@@ -111,6 +111,23 @@ def tiny_preset(tmp_path, models: list[str], attack: str = "fgsm", setting: str 
     return path
 
 
+def made_older(store: Path) -> Path:
+    """``store`` (a copy: changed in place) as a bench from before the models table and the columns added since
+    schema 1 wrote it, whatever bench wrote the committed stores."""
+    import sqlite3
+    from contextlib import closing
+
+    from bench.results.schema import ADDED_COLUMNS
+
+    with closing(sqlite3.connect(store)) as db, db:
+        db.execute("DROP TABLE IF EXISTS models")
+        present = {row[1] for row in db.execute("PRAGMA table_info(results)")}
+        for column in ADDED_COLUMNS:
+            if column in present:
+                db.execute(f"ALTER TABLE results DROP COLUMN {column}")
+    return store
+
+
 def stored_count(db: Path) -> int:
     """Rows in the results store ``db`` now (0 before the run has made it)."""
     try:

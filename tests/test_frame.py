@@ -21,7 +21,7 @@ from bench.matrix.runner import MatrixRunner
 from bench.results.frame import FIXED, IDENTITY, MEASUREMENTS, PROVENANCE, records_frame, results_frame
 from bench.results.store import ResultsStore, read_records
 from bench.results.worst_case import store_worst_cases
-from tests.conftest import preset_text
+from tests.conftest import made_older, preset_text
 
 COMMITTED = Path(__file__).resolve().parent.parent / "reports" / "mnist" / "store" / "results.sqlite"
 # the columns results.csv had before the parameter columns: a reader of any of them must still find it
@@ -308,4 +308,5 @@ def test_a_run_keeps_its_models_metadata_so_a_report_needs_only_the_results_stor
     assert all(0.0 < m["clean_accuracy"] <= 1.0 for m in kept)
     elsewhere = ModelStore(tmp_path / "empty-model-store")  # a reader's machine: no models
     assert model_metas(folder, elsewhere) == kept
-    assert read_model_metas(COMMITTED) == []  # written before stores kept them: the report falls back
+    older = made_older(Path(shutil.copyfile(COMMITTED, tmp_path / "older.sqlite")))
+    assert read_model_metas(older) == []  # written before stores kept them: the report falls back

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from bench.cli import main
 from bench.results.store import ResultsStore
-from tests.conftest import preset_text
+from tests.conftest import made_older, preset_text
 
 PRESET = preset_text(
     "tiny-gate",
@@ -85,8 +85,8 @@ def test_reading_a_results_folder_without_the_cells_reports_them_missing(gate_ar
 
 
 def test_checking_a_committed_store_never_writes_to_it(tmp_path):
-    """`bench check --results` reads: the committed MNIST store (older than the image_indices column) is not
-    migrated, and no -wal file is left behind."""
+    """`bench check --results` reads: the committed MNIST store, made older than the image_indices column, is
+    not migrated, and no -wal file is left behind."""
     import hashlib
     import shutil
     from pathlib import Path
@@ -94,6 +94,7 @@ def test_checking_a_committed_store_never_writes_to_it(tmp_path):
     committed = Path(__file__).parent.parent / "reports" / "mnist" / "store"
     copy = tmp_path / "store"
     shutil.copytree(committed, copy)
+    made_older(copy / "results.sqlite")
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copy.iterdir()}
     base = tmp_path / "base.json"
     args = ["--dataset", "mnist", "--preset", "paper", "--results", copy]
