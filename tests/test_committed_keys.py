@@ -16,10 +16,14 @@ STORES = [
     ("mnist", "paper", REPORTS / "mnist" / "store"),
     ("fashion_mnist", "paper", REPORTS / "fashion_mnist" / "store"),
     ("mnist", "vu2018", REPORTS / "vu2018" / "mnist" / "store"),
+    ("mnist", "paper", REPORTS / "paper_rerun" / "mnist" / "store"),
+    ("mnist", "factorial", REPORTS / "factorial" / "mnist" / "store"),
+    ("fashion_mnist", "factorial", REPORTS / "factorial" / "fashion_mnist" / "store"),
 ]
+IDS = [f"{store.parent.relative_to(REPORTS)}-{preset}" for _, preset, store in STORES]
 
 
-@pytest.mark.parametrize(("dataset", "preset", "store"), STORES, ids=[f"{d}-{p}" for d, p, _ in STORES])
+@pytest.mark.parametrize(("dataset", "preset", "store"), STORES, ids=IDS)
 def test_committed_cells_keep_their_hashes_and_models_their_keys(dataset, preset, store):
     plan = make_plan(MatrixOptions(dataset=dataset, preset=preset))
     planned = {c.hash: c for c in plan.cells}
