@@ -75,13 +75,13 @@ def test_a_plugin_that_raises_is_named_in_one_line(bench_cli, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-KIND_FILE = '''
+KIND_FILE = """
 from models.kinds import ModelKind, linear_head
 from models.losses import cross_entropy
 
 SCORES_ONLY = ModelKind("scores_only", "cross-entropy, no raw view", "logits", linear_head, cross_entropy,
                         views=("scores",))
-'''
+"""
 
 
 def test_an_attack_needing_a_view_the_kind_lacks_is_refused_before_work(bench_cli, tmp_path):
