@@ -16,7 +16,6 @@ STORES = [
     ("mnist", "paper", REPORTS / "mnist" / "store"),
     ("fashion_mnist", "paper", REPORTS / "fashion_mnist" / "store"),
     ("mnist", "vu2018", REPORTS / "vu2018" / "mnist" / "store"),
-    ("mnist", "paper", REPORTS / "paper_rerun" / "mnist" / "store"),
     ("mnist", "factorial", REPORTS / "factorial" / "mnist" / "store"),
     ("fashion_mnist", "factorial", REPORTS / "factorial" / "fashion_mnist" / "store"),
 ]
