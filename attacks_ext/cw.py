@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
+from tqdm.auto import tqdm
 
 from attacks_ext._common import (
     as_input,
@@ -30,7 +31,6 @@ from attacks_ext._common import (
     check_number,
     check_numbers,
     class_labels,
-    in_batches,
     margin,
     per_image,
 )
@@ -68,19 +68,54 @@ def reached(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confiden
 
 
 class _Adam:
-    """Adam as TensorFlow 1 writes it (what Cleverhans ran), stepping only the rows given."""
+    """Adam as TensorFlow 1 writes it (what Cleverhans ran), stepping only the rows given; each row counts its own
+    steps, since rows start their search steps at different iterations."""
 
     def __init__(self, param: torch.Tensor, lr: float, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> None:
         self.param, self.lr, self.b1, self.b2, self.eps = param, lr, b1, b2, eps
-        self.m, self.v, self.t = torch.zeros_like(param), torch.zeros_like(param), 0
+        self.m, self.v = torch.zeros_like(param), torch.zeros_like(param)
+        self.t = torch.zeros(len(param), dtype=torch.float64, device=param.device)
 
     def step(self, rows: torch.Tensor, grad: torch.Tensor) -> None:
-        self.t += 1  # rows only ever leave, so every row still stepping has taken t steps
+        self.t[rows] += 1
+        t = self.t[rows]
+        lr_t = self.lr * torch.sqrt(1 - self.b2**t) / (1 - self.b1**t)
         m = self.m[rows] * self.b1 + (1 - self.b1) * grad
         v = self.v[rows] * self.b2 + (1 - self.b2) * grad * grad
-        lr_t = self.lr * math.sqrt(1 - self.b2**self.t) / (1 - self.b1**self.t)
         self.m[rows], self.v[rows] = m, v
-        self.param[rows] -= lr_t * m / (v.sqrt() + self.eps)
+        self.param[rows] -= lr_t.to(grad.dtype).view(-1, *([1] * (grad.dim() - 1))) * m / (v.sqrt() + self.eps)
+
+    def reset(self, rows: torch.Tensor) -> None:
+        self.param[rows], self.m[rows], self.v[rows], self.t[rows] = 0.0, 0.0, 0.0, 0.0
+
+
+class _Searches:
+    """Per image: its binary search over c (the current c, the bounds found, which search step it is in) and,
+    within the step, its Adam state, iteration count, last checked loss and whether it has succeeded."""
+
+    def __init__(self, x: torch.Tensor, initial_const: torch.Tensor, learning_rate: float) -> None:
+        n = len(x)
+        self.const = initial_const.clone()
+        self.lower = torch.zeros_like(self.const)
+        self.upper = torch.full_like(self.const, CONST_UNSET)
+        self.step = torch.zeros(n, dtype=torch.long, device=x.device)
+        self.modifier = torch.zeros_like(x)
+        self.adam = _Adam(self.modifier, learning_rate)
+        self.iteration = torch.zeros(n, dtype=torch.long, device=x.device)
+        self.prev = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
+        self.found = torch.zeros(n, dtype=torch.bool, device=x.device)
+
+    def end_step(self, rows: torch.Tensor) -> None:
+        """``rows`` ended a search step: c x10 until a success, then bisection between the largest failure and the
+        smallest success (C&W's code); the next step starts from x with a fresh Adam."""
+        found, const = self.found[rows], self.const[rows]
+        upper = torch.where(found, torch.minimum(self.upper[rows], const), self.upper[rows])
+        lower = torch.where(found, self.lower[rows], torch.maximum(self.lower[rows], const))
+        self.const[rows] = torch.where(upper < CONST_UNSET, (lower + upper) / 2, const * 10)
+        self.lower[rows], self.upper[rows] = lower, upper
+        self.step[rows] += 1
+        self.adam.reset(rows)
+        self.iteration[rows], self.prev[rows], self.found[rows] = 0, math.inf, False
 
 
 class CarliniWagnerL2(EvasionAttack):
@@ -107,9 +142,12 @@ class CarliniWagnerL2(EvasionAttack):
         a sweep over c crafted in one call, each value on its own copy of the images.
     :param abort_early: stop an example's search step when its loss has not fallen by 0.01 % over
         max_iter / 10 iterations.
-    :param batch_size: images optimised together (>= 1).
-    :param verbose: show a progress bar over batches.
+    :param batch_size: images optimised together (>= 1): the first that have search steps left, so an image that
+        ends its last makes room for the next.
+    :param verbose: show a progress bar over the images that have ended their searches.
     :param view: "scores", "raw" or "codeword".
+
+    Memory: every image of a call keeps its search state (about six tensors of its size) until the call ends.
     """
 
     attack_params = EvasionAttack.attack_params + [
@@ -164,65 +202,64 @@ class CarliniWagnerL2(EvasionAttack):
         x_all = as_input(x, self.estimator)
         labels = class_labels(self.estimator, x_all, y, self.batch_size)
         consts = per_image(self.initial_const, len(x_all), x_all, torch.float64)
-        return in_batches(
-            self._attack_batch, x_all, labels, self.batch_size, "C&W L2", self.verbose, initial_const=consts
-        )
+        return self._attack(x_all, labels, consts).cpu().numpy().astype(np.float32)
 
-    def _attack_batch(self, x: torch.Tensor, labels: torch.Tensor, initial_const: torch.Tensor) -> torch.Tensor:
-        n = x.shape[0]
+    def _attack(self, x: torch.Tensor, labels: torch.Tensor, initial_const: torch.Tensor) -> torch.Tensor:
+        """Each image runs its own binary search over c, and the network sees the first ``batch_size`` images that
+        have search steps left: one that ends a step (its loss stalled, or max_iter) starts its next at once, and
+        one that ends its last makes room for the next image, so the batch stays full while there is work
+        instead of draining to its slowest image at the end of every step of every batch. An image's steps are
+        those it takes alone."""
         w0 = torch.atanh((2 * x - 1) * TANH_SHRINK)
-        const = initial_const.clone()
-        lower = torch.zeros_like(const)
-        upper = torch.full_like(const, CONST_UNSET)
-        best_l2 = torch.full((n,), math.inf, device=x.device, dtype=x.dtype)
+        searches = _Searches(x, initial_const, self.learning_rate)
+        best_l2 = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
         best_x = x.clone()
-        for step in range(self.binary_search_steps):
-            found = self._search_step(x, w0, labels, const.to(x.dtype), best_l2, best_x)
-            upper = torch.where(found, torch.minimum(upper, const), upper)
-            lower = torch.where(found, lower, torch.maximum(lower, const))
-            const = torch.where(upper < CONST_UNSET, (lower + upper) / 2, const * 10)
-            log.debug("C&W step %d: %d of %d succeeded, mean c now %.4g", step, int(found.sum()), n, const.mean())
+        with tqdm(total=len(x), desc="C&W L2", disable=not self.verbose) as bar:
+            while True:
+                rows = (searches.step < self.binary_search_steps).nonzero().squeeze(1)[: self.batch_size]
+                if len(rows) == 0:
+                    break
+                ended = self._iterate(x, w0, labels, searches, rows, best_l2, best_x)
+                searches.end_step(ended)
+                bar.update(int((searches.step[ended] == self.binary_search_steps).sum()))
+        log.debug("C&W: %d of %d images succeeded", int(best_l2.isfinite().sum()), len(x))
         return best_x
 
-    def _search_step(
+    def _iterate(
         self,
         x: torch.Tensor,
         w0: torch.Tensor,
         labels: torch.Tensor,
-        const: torch.Tensor,
+        searches: _Searches,
+        rows: torch.Tensor,
         best_l2: torch.Tensor,
         best_x: torch.Tensor,
     ) -> torch.Tensor:
-        """Adam from x at fixed c; books successes into ``best_l2``/``best_x``; returns who succeeded."""
-        modifier = torch.zeros_like(w0)
-        adam = _Adam(modifier, self.learning_rate)
-        found = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        active = torch.ones_like(found)
-        prev = torch.full_like(best_l2, math.inf)
-        check_every = max(self.max_iter // 10, 1)
-        for it in range(self.max_iter):
-            rows = active.nonzero().squeeze(1)
-            w = (w0[rows] + modifier[rows]).requires_grad_(True)
-            x_adv = (torch.tanh(w) + 1) / 2
-            scores = class_scores(self.estimator, x_adv, self.view)
-            l2 = (x_adv - x[rows]).pow(2).flatten(1).sum(1)
-            loss = l2 + const[rows] * margin_loss(scores, labels[rows], self.targeted, self.confidence)
-            going = torch.ones_like(rows, dtype=torch.bool)
-            if self.abort_early and it % check_every == 0:
-                going = loss.detach() <= prev[rows] * 0.9999
-                prev[rows] = loss.detach()
-                active[rows[~going]] = False
-            # the image checked is the one before this iteration's step, as in C&W's code
-            success = reached(scores.detach(), labels[rows], self.targeted, self.confidence) & going
-            found[rows[success]] = True
-            better = success & (l2.detach() < best_l2[rows])
-            best_l2[rows[better]] = l2.detach()[better]
-            best_x[rows[better]] = x_adv.detach()[better]
-            if not active.any():
-                break
-            (grad,) = torch.autograd.grad(loss.sum(), w)
-            adam.step(rows[going], grad[going])
-        return found
+        """One Adam iteration of ``rows``, each at its own c and iteration; books successes into ``best_l2`` and
+        ``best_x``; returns the rows whose search step ended."""
+        w = (w0[rows] + searches.modifier[rows]).requires_grad_(True)
+        x_adv = (torch.tanh(w) + 1) / 2
+        scores = class_scores(self.estimator, x_adv, self.view)
+        l2 = (x_adv - x[rows]).pow(2).flatten(1).sum(1)
+        const = searches.const[rows].to(x.dtype)
+        loss = l2 + const * margin_loss(scores, labels[rows], self.targeted, self.confidence)
+        going = torch.ones_like(rows, dtype=torch.bool)
+        if self.abort_early:  # every max_iter / 10 iterations of its own step, an image's loss must have fallen
+            check = searches.iteration[rows] % max(self.max_iter // 10, 1) == 0
+            going = ~check | (loss.detach() <= searches.prev[rows] * 0.9999)
+            searches.prev[rows[check]] = loss.detach()[check]
+        # the image checked is the one before this iteration's step, as in C&W's code
+        success = reached(scores.detach(), labels[rows], self.targeted, self.confidence) & going
+        searches.found[rows[success]] = True
+        better = success & (l2.detach() < best_l2[rows])
+        best_l2[rows[better]] = l2.detach()[better]
+        best_x[rows[better]] = x_adv.detach()[better]
+        searches.iteration[rows] += 1
+        stepping = going & (searches.iteration[rows] < self.max_iter)
+        if stepping.any():
+            (grad,) = torch.autograd.grad(loss[stepping].sum(), w)
+            searches.adam.step(rows[stepping], grad[stepping])
+        return rows[~stepping]
 
     def _check_params(self) -> None:
         super()._check_params()

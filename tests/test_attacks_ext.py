@@ -13,7 +13,7 @@ import torch
 from art.attacks.evasion import CarliniL2Method
 
 from attacks_ext import ATTACKS, CarliniWagnerL2, CarliniWagnerL2Codeword, LBFGSAttack, MarginPGD
-from attacks_ext.cw import class_scores, margin_loss
+from attacks_ext.cw import _Searches, class_scores, margin_loss
 from bench.errors import ConfigError
 from models.estimator import make_estimator
 from models.network import build_network
@@ -223,22 +223,46 @@ def test_cw_result_does_not_depend_on_the_batch(ce_est, mnist_small):
     np.testing.assert_allclose(whole, pairs, atol=1e-4)
 
 
-def test_cw_binary_search_follows_carlini_and_wagner(untrained_est, monkeypatch):
-    """c x10 until a success, then bisection between the largest failure and the smallest success."""
-    outcomes = iter([[False, True], [False, False], [True, True], [False, True], [True, False]])
+def test_cw_binary_search_follows_carlini_and_wagner():
+    """c x10 until a success, then bisection between the largest failure and the smallest success, per image."""
+    outcomes = [[False, True], [False, False], [True, True], [False, True], [True, False]]
+    searches = _Searches(torch.zeros(2, 1, 28, 28), torch.full((2,), 0.01, dtype=torch.float64), 0.01)
     seen = []
-
-    def scripted(self, x, w0, labels, const, best_l2, best_x):
-        seen.append(const.tolist())
-        return torch.tensor(next(outcomes))
-
-    monkeypatch.setattr(CarliniWagnerL2, "_search_step", scripted)
-    attack = CarliniWagnerL2(untrained_est, initial_const=0.01, binary_search_steps=5)
-    attack.generate(np.zeros((2, 1, 28, 28), np.float32), np.array([1, 2]))
+    for found in outcomes:
+        seen.append(searches.const.tolist())
+        searches.found[:] = torch.tensor(found)
+        searches.end_step(torch.arange(2))
     expected_first = [0.01, 0.1, 1.0, 0.55, 0.775]  # F F T F: x10, x10, (0.1 + 1) / 2, (0.55 + 1) / 2
     expected_second = [0.01, 0.005, 0.0075, 0.00625, 0.005625]  # T F T T: (0 + .01) / 2, (.005 + .01) / 2, ...
     np.testing.assert_allclose([c[0] for c in seen], expected_first, rtol=1e-6)
     np.testing.assert_allclose([c[1] for c in seen], expected_second, rtol=1e-6)
+    assert searches.step.tolist() == [5, 5] and not searches.found.any()
+
+
+def test_cw_keeps_its_batch_full_while_images_have_work_left(ce_est, mnist_small):
+    """An image that ends a search step starts its next at once, and one that ends its last makes room for the
+    next image: the network sees batch_size images until fewer have work left, never a batch that shrinks and
+    grows again (as batches waiting for their slowest image at every step would), and every image ends where it
+    ends alone, with the same work."""
+    x, y = images(mnist_small, 6)
+    consts = np.array([0.01, 0.1, 1.0, 10.0, 100.0, 0.01])
+    params = dict(view="scores", learning_rate=0.1, binary_search_steps=3, max_iter=20)
+    rows_seen: list[int] = []
+    hook = ce_est.model.register_forward_hook(lambda module, args, out: rows_seen.append(len(out)))
+    try:
+        alone, work_alone = [], 0
+        for i in range(len(x)):
+            rows_seen.clear()
+            attack = CarliniWagnerL2(ce_est, initial_const=float(consts[i]), **params)
+            alone.append(attack.generate(x[i : i + 1], y[i : i + 1]))
+            work_alone += len(rows_seen)
+        rows_seen.clear()
+        together = CarliniWagnerL2(ce_est, initial_const=consts, batch_size=2, **params).generate(x, y)
+    finally:
+        hook.remove()
+    assert rows_seen[0] == 2 and all(a >= b for a, b in zip(rows_seen, rows_seen[1:], strict=False)), rows_seen
+    assert sum(rows_seen) == work_alone
+    np.testing.assert_allclose(together, np.concatenate(alone), atol=1e-4)
 
 
 # --- L-BFGS --------------------------------------------------------------------------------------------------
