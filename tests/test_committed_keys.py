@@ -18,6 +18,7 @@ STORES = [
     ("mnist", "vu2018", REPORTS / "vu2018" / "mnist" / "store"),
     ("mnist", "factorial", REPORTS / "factorial" / "mnist" / "store"),
     ("fashion_mnist", "factorial", REPORTS / "factorial" / "fashion_mnist" / "store"),
+    ("mnist", "densenet", REPORTS / "densenet" / "mnist" / "store"),
 ]
 IDS = [f"{store.parent.relative_to(REPORTS)}-{preset}" for _, preset, store in STORES]
 
