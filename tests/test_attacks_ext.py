@@ -268,31 +268,41 @@ def test_cw_keeps_its_batch_full_while_images_have_work_left(ce_est, mnist_small
 # --- L-BFGS --------------------------------------------------------------------------------------------------
 
 
+def _spy_on_solves(monkeypatch, replace=None):
+    """Records each L-BFGS-B solve as (image, c, x' as the attack reads it); ``replace`` stands in for the solve."""
+    solves = []
+    solve = LBFGSAttack._solve
+
+    def spy(self, batches, n, x, const):
+        solution, info = (replace or solve)(self, batches, n, x, const)
+        solves.append((n, const, np.clip(solution, 0.0, 1.0).astype(np.float32).reshape(x.shape)))
+        return solution, info
+
+    monkeypatch.setattr(LBFGSAttack, "_solve", spy)
+    return solves
+
+
 def test_lbfgs_reaches_targets_and_a_larger_c_gives_smaller_perturbations(ce_est, mnist_small, monkeypatch):
     """Two binary-search steps from c = 0.01: every success raises c to 0.1, whose perturbations are smaller;
     the attack returns the smaller of each image's successes."""
     x, y = images(mnist_small, 10)
     t = random_targets(y)
-    solves = []
-    solve = LBFGSAttack._solve
-
-    def spy(self, x_batch, targets, const):
-        x_adv = solve(self, x_batch, targets, const)
-        solves.append((const.clone(), x_adv.numpy().copy()))
-        return x_adv
-
-    monkeypatch.setattr(LBFGSAttack, "_solve", spy)
+    solves = _spy_on_solves(monkeypatch)
     returned = LBFGSAttack(ce_est, initial_const=0.01, binary_search_steps=2, max_iter=50).generate(x, t)
-    (c_first, first), (c_second, second) = solves
+    per_image = [[(c, adv) for m, c, adv in solves if m == n] for n in range(len(x))]  # each image's solves, in order
+    assert all(len(steps) == 2 for steps in per_image)
+    c_first, c_second = (np.array([steps[k][0] for steps in per_image]) for k in (0, 1))
+    first, second = (np.stack([steps[k][1] for steps in per_image]) for k in (0, 1))
     ok_first, l2_first = outcome(ce_est, x, first, t, targeted=True)
     ok_second, l2_second = outcome(ce_est, x, second, t, targeted=True)
-    raised = ok_first & ok_second & (c_second.numpy() > c_first.numpy())
+    raised = ok_first & ok_second & (c_second > c_first)
     log.info(
         "L-BFGS success %.2f at c = 0.01, mean L2 %.3f -> %.3f at c = 0.1 (%d images)",
         *(ok_first.mean(), l2_first[raised].mean(), l2_second[raised].mean(), raised.sum()),
     )
     assert ok_first.mean() >= 0.8 and raised.sum() >= 5
-    np.testing.assert_allclose(c_second.numpy()[ok_first], 0.1)  # a success at c raises it tenfold
+    np.testing.assert_allclose(c_first, 0.01)
+    np.testing.assert_allclose(c_second[ok_first], 0.1)  # a success at c raises it tenfold
     assert l2_second[raised].mean() < 0.9 * l2_first[raised].mean()
     ok_returned = assert_well_formed(ce_est, x, returned, t, targeted=True)
     _, l2_returned = outcome(ce_est, x, returned, t, targeted=True)
@@ -305,15 +315,41 @@ def test_lbfgs_lowers_its_distance_weight_tenfold_until_a_first_success(ce_est, 
     """Paper c = 0.01 is our 100 on the distance: failures must walk it down by 10x (not halve it), as Cleverhans
     raises its constant on the loss, so that five steps reach the paper's whole range."""
     x, y = images(mnist_small, 4)
-    seen = []
-
-    def never_moves(self, x_batch, targets, const):
-        seen.append(const.clone())
-        return x_batch.clone()  # x itself: never the target class, every step fails
-
-    monkeypatch.setattr(LBFGSAttack, "_solve", never_moves)
+    never_moves = lambda self, batches, n, x_n, const: (x_n.ravel().copy(), {"nit": 0})  # noqa: E731 - never the target
+    solves = _spy_on_solves(monkeypatch, replace=never_moves)
     LBFGSAttack(ce_est, initial_const=100.0, binary_search_steps=4, max_iter=5).generate(x, random_targets(y))
-    np.testing.assert_allclose([c[0].item() for c in seen], [100.0, 10.0, 1.0, 0.1], rtol=1e-9)
+    for n in range(len(x)):
+        np.testing.assert_allclose([c for m, c, _ in solves if m == n], [100.0, 10.0, 1.0, 0.1], rtol=1e-9)
+
+
+def test_lbfgs_solves_each_image_alone_while_the_network_sees_full_batches(ce_est, mnist_small):
+    """A sweep over c in one call (c per image, batches of 4) gives each image what it gets alone (up to the
+    network's rounding between batch sizes), and every network call holds 4 images while 4 or more are left: an
+    image that ends its search makes room for the next."""
+    x, y = images(mnist_small, 8)
+    t = random_targets(y)
+    consts = np.array([0.01, 0.1, 1.0, 10.0] * 2)
+    params = dict(binary_search_steps=2, max_iter=30)
+    alone = [
+        LBFGSAttack(ce_est, initial_const=float(consts[n]), **params).generate(x[n : n + 1], t[n : n + 1])
+        for n in range(8)
+    ]
+    attack = LBFGSAttack(ce_est, initial_const=consts, batch_size=4, **params)
+    together = attack.generate(x, t)
+    # The network's outputs differ by about 1e-6 between a batch of 4 and of 1, which 30 L-BFGS-B iterations
+    # can grow to a few thousandths on a pixel; a batch of one image gives exactly what the image gets alone.
+    ok_alone, l2_alone = outcome(ce_est, x, np.concatenate(alone), t, targeted=True)
+    ok_together, l2_together = outcome(ce_est, x, together, t, targeted=True)
+    assert ok_alone.sum() >= 4 and (ok_together == ok_alone).all()
+    np.testing.assert_allclose(l2_together, l2_alone, rtol=0.02)
+    np.testing.assert_allclose(together, np.concatenate(alone), atol=0.01)
+    one_at_a_time = LBFGSAttack(ce_est, initial_const=consts, batch_size=1, **params).generate(x, t)
+    np.testing.assert_array_equal(one_at_a_time, np.concatenate(alone))
+    sizes = attack.batch_sizes
+    assert max(sizes) == 4 and sizes[0] == 4
+    assert sum(sizes) > 2 * 4 * (params["max_iter"] // 10)  # the images' evaluations went through these calls
+    tail = [i for i, s in enumerate(sizes) if s < 4]  # once a call is short, no image is left to start
+    assert all(s < 4 for s in sizes[tail[0] :]) if tail else True
 
 
 # --- parameters ----------------------------------------------------------------------------------------------

@@ -60,8 +60,8 @@ def test_the_paper_preset_groups_each_sweep_and_its_transfer_cells():
     assert len(cw) == 1 and [c.value for c in cw[0].crafts] == [0.01, 0.1, 1.0, 10.0] and cw[0].batched
     assert {c.setting for c in cw[0].cells} >= {"whitebox_untargeted", "transfer"}  # transfer reuses its crafts
     by_attack = {g.attack: g.batched for g in groups if len(g.crafts) > 1}
-    assert by_attack["bim"] and by_attack["mim"] and by_attack["cw_l2_codeword"]
-    assert not by_attack["pgd"] and not by_attack["lbfgs"]  # ART's PGD cannot start at random per-image eps
+    assert by_attack["bim"] and by_attack["mim"] and by_attack["cw_l2_codeword"] and by_attack["lbfgs"]
+    assert not by_attack["pgd"]  # ART's PGD cannot start at random per-image eps
 
 
 def _craft(ce, images, tmp_path, cells, together: bool):
@@ -95,6 +95,7 @@ def test_fgsm_sweep_in_one_gradient_is_exactly_the_cells_one_by_one(ce, images, 
         ("mim", "whitebox_targeted", "eps", [0.1, 0.2], {"eps_step": 0.05, "max_iter": 5}),
         ("cw_l2", "whitebox_untargeted", "c", [0.1, 1.0, 10.0], {"binary_search_steps": 2, "max_iter": 30}),
         ("pgd_margin", "whitebox_untargeted", "eps", [0.05, 0.15], {"max_iter": 10, "num_random_init": 1}),
+        ("lbfgs", "whitebox_targeted", "c", [0.1, 10.0], {"binary_search_steps": 2, "max_iter": 20}),
     ],
 )
 def test_a_batched_sweep_agrees_with_its_cells_one_by_one(ce, images, tmp_path, attack, setting, param, values, fixed):

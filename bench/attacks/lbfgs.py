@@ -27,6 +27,7 @@ LBFGS = AttackFamily(
     knows_model=False,
     steps=ITERATIVE,
     papers=True,
+    per_image=("c",),  # each image is its own L-BFGS-B problem, so a sweep over c runs in one call
     aliases=("l_bfgs",),
     origin="bench attacks_ext",
 )
