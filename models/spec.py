@@ -42,7 +42,8 @@ class AdversarialTraining:
     from a uniform random start in the ball (Wong, Rice and Kolter 2020, "Fast is better than free"); there
     ``eps_step`` and ``max_iter`` are the PGD of the guard against catastrophic overfitting, which attacks a
     fixed training batch every CURVE_EVERY steps and stops the training, keeping the last weights that passed,
-    when that PGD accuracy falls more than ``guard_drop`` below the previous check (models/fast_at.py).
+    when that PGD accuracy falls more than ``guard_drop`` below the last check that passed, at ``guard_checks``
+    checks in a row (models/fast_at.py).
     """
 
     eps: float = 0.3
@@ -51,6 +52,7 @@ class AdversarialTraining:
     method: str = "pgd"
     alpha: float | None = None  # fgsm_rs only; None there means 1.25 x eps
     guard_drop: float | None = None  # fgsm_rs only; None there means Wong et al.'s 0.2
+    guard_checks: int | None = None  # fgsm_rs only; None there means 1, Wong et al.'s (their check is per epoch)
 
     def __post_init__(self) -> None:
         check_eps("adversarial training eps", self.eps)
@@ -59,7 +61,7 @@ class AdversarialTraining:
         check(self.max_iter >= 1, f"adversarial training max_iter={self.max_iter} must be at least 1.")
         check(self.method in AT_METHODS, f"adversarial training method={self.method!r}; expected pgd or fgsm_rs.")
         if self.method == "pgd":
-            for name in ("alpha", "guard_drop"):
+            for name in ("alpha", "guard_drop", "guard_checks"):
                 value = getattr(self, name)
                 check(value is None, f"adversarial training {name}={value} belongs to method fgsm_rs, not pgd.")
             return
@@ -67,6 +69,10 @@ class AdversarialTraining:
         object.__setattr__(self, "guard_drop", 0.2 if self.guard_drop is None else float(self.guard_drop))
         check(0 < self.alpha <= 1, f"FGSM-RS alpha={self.alpha} must be in (0, 1] (Wong et al.: 1.25 x eps).")
         check(0 < self.guard_drop <= 1, f"FGSM-RS guard_drop={self.guard_drop} must be in (0, 1] (Wong et al.: 0.2).")
+        checks = 1 if self.guard_checks is None else self.guard_checks
+        ok = isinstance(checks, int) and not isinstance(checks, bool) and checks >= 1
+        check(ok, f"FGSM-RS guard_checks={checks!r} must be an integer >= 1 (Wong et al.: 1).")
+        object.__setattr__(self, "guard_checks", checks)
 
     @property
     def passes(self) -> float:
@@ -77,11 +83,14 @@ class AdversarialTraining:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON data; for the default method PGD only its three fields, so PGD models keep the store
-        keys they had before the method existed."""
+        keys they had before the method existed, and FGSM-RS's ``guard_checks`` only when it is not 1, so FGSM-RS
+        models keep theirs from before it existed."""
         data = asdict(self)
         if self.method == "pgd":
-            for name in ("method", "alpha", "guard_drop"):
+            for name in ("method", "alpha", "guard_drop", "guard_checks"):
                 del data[name]
+        elif data["guard_checks"] == 1:
+            del data["guard_checks"]
         return data
 
 

@@ -133,15 +133,16 @@ class _Run:
             if self.guard is None:
                 self._maybe_save(order, state, step, total)
             elif closed:  # FGSM-RS: checked at every curve point, saved only just after a check that passed
-                self._check(state.curve[-1], step)
+                self._check(state.curve[-1], step, last=step >= total)
                 if self.stopped:
                     return
-                self._maybe_save(order, state, step, total)
+                if self.guard.passed:
+                    self._maybe_save(order, state, step, total)
 
-    def _check(self, point: dict[str, float], step: int) -> None:
+    def _check(self, point: dict[str, float], step: int, last: bool) -> None:
         """The guard's check at a curve point; on a collapse the last good weights are put back and the run stops."""
         assert self.guard is not None
-        point["pgd_accuracy"], collapsed = self.guard.check(self.network, self.loss_fn, self.generator, step)
+        point["pgd_accuracy"], collapsed = self.guard.check(self.network, self.loss_fn, self.generator, step, last)
         if collapsed:
             self.guard.restore(self.network)
             point["restored_step"] = self.guard.good_step

@@ -145,6 +145,37 @@ def test_the_guard_stops_a_collapse_and_keeps_the_last_good_weights(mnist_test, 
     assert not _same(result.network.state_dict(), seen[1])
 
 
+def test_with_two_checks_in_a_row_a_swing_passes_and_a_fall_that_holds_stops(mnist_test, monkeypatch):
+    """guard_checks = 2, a check every step (8 steps): 0.35 after 0.6 is a fall, but 0.65 next is back, so it goes
+    on; 0.3 then 0.2 fall twice below 0.65: stopped at step 6 with the weights of step 4. A fall at the last step,
+    where no check follows, stops it too. guard_checks = 1 is Wong et al.'s guard and keeps the keys it had."""
+    spec, train, test = _small_fgsm(mnist_test)
+    two = replace(spec.train.adversarial, guard_checks=2)
+    spec = spec.with_train(adversarial=two)
+    monkeypatch.setattr(training, "CURVE_EVERY", 1)
+    seen: list[dict] = []
+    _scripted(monkeypatch, [0.5, 0.6, 0.35, 0.65, 0.3, 0.2], seen)
+    result = train_model(spec, train, test, progress=False)
+    assert [p["step"] for p in result.curve] == [1, 2, 3, 4, 5, 6] and result.curve[-1]["restored_step"] == 4
+    assert not any("restored_step" in p for p in result.curve[:-1])
+    assert _same(result.network.state_dict(), seen[3]) and not _same(result.network.state_dict(), seen[4])
+    seen = []
+    _scripted(monkeypatch, [0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6, 0.1], seen)
+    result = train_model(spec, train, test, progress=False)
+    assert (
+        len(result.curve) == 8
+        and result.curve[-1]["restored_step"] == 7
+        and _same(result.network.state_dict(), seen[6])
+    )
+    one = AdversarialTraining(method="fgsm_rs")
+    assert replace(one, guard_checks=1).to_dict() == one.to_dict() and "guard_checks" not in one.to_dict()
+    assert two.to_dict()["guard_checks"] == 2
+    with pytest.raises(ConfigError, match="guard_checks=0"):
+        AdversarialTraining(method="fgsm_rs", guard_checks=0)
+    with pytest.raises(ConfigError, match="guard_checks=2 belongs to method fgsm_rs"):
+        AdversarialTraining(guard_checks=2)
+
+
 def test_an_interrupted_fgsm_rs_training_resumes_its_guard(mnist_test, tmp_path, monkeypatch):
     """Checks every 2 steps; killed after the checkpoint of step 4 (written only just after a check that passed),
     resumed, the guard sees the collapse at step 6 and puts back step 4's weights: those of the run never killed."""

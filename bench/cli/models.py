@@ -72,6 +72,12 @@ def _model_lines() -> str:
     default=None,
     help="FGSM-RS: stop when the guard's PGD accuracy falls by more than this; default 0.2 (Wong et al.).",
 )
+@click.option(
+    "--guard-checks",
+    type=click.IntRange(min=1),
+    default=None,
+    help="FGSM-RS: stop only after this many checks in a row fell (checks every 100 steps); default 1 (Wong et al.).",
+)
 @click.option("--codeword-length", type=int, default=128, show_default=True, help="d for R:TANH:MSE.")
 @click.option(
     "--codebook-key",
@@ -117,6 +123,7 @@ def train(
     pgd_iter,
     fgsm_alpha,
     guard_drop,
+    guard_checks,
     codeword_length,
     codebook_key,
     lmcl_s,
@@ -135,7 +142,8 @@ def train(
     from models.store import ModelStore
     from models.zoo import obtain
 
-    adversarial = _adversarial(pgd_at, fgsm_rs_at, pgd_eps, pgd_step, pgd_iter, fgsm_alpha, guard_drop)
+    guard = {"guard_drop": guard_drop, "guard_checks": guard_checks}
+    adversarial = _adversarial(pgd_at, fgsm_rs_at, pgd_eps, pgd_step, pgd_iter, fgsm_alpha, guard)
     names = built_in_kinds() if any(m.lower() == "all" for m in models) else list(models)
     schedule = schedule or ("cyclic" if fgsm_rs_at else "cosine")  # FGSM-RS's recipe has its one-cycle rate
     plain = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "n_train": n_train}
@@ -162,7 +170,7 @@ def train(
     click.echo(tabulate(rows, headers=["model", "clean accuracy", "test images", "train s", "store key"]))
 
 
-def _adversarial(pgd_at, fgsm_rs_at, eps, eps_step, max_iter, alpha, guard_drop):
+def _adversarial(pgd_at, fgsm_rs_at, eps, eps_step, max_iter, alpha, guard: dict):
     """The AdversarialTraining the options describe, or None. Options of a recipe that is off would be ignored,
     and the model trained another way than asked: they are refused."""
     from bench.errors import ConfigError
@@ -176,11 +184,11 @@ def _adversarial(pgd_at, fgsm_rs_at, eps, eps_step, max_iter, alpha, guard_drop)
             f"{', '.join(pgd_options)} set PGD adversarial training, which is off; add --pgd-at "
             "(or --fgsm-rs-at, whose guard's PGD they set), or leave them out."
         )
-    fgsm_options = _given("fgsm_alpha", "guard_drop")
+    fgsm_options = _given("fgsm_alpha", "guard_drop", "guard_checks")
     if fgsm_options and not fgsm_rs_at:
         raise ConfigError(f"{', '.join(fgsm_options)} set FGSM-RS training; add --fgsm-rs-at, or leave them out.")
     if fgsm_rs_at:
-        return AdversarialTraining(eps, eps_step, max_iter, method="fgsm_rs", alpha=alpha, guard_drop=guard_drop)
+        return AdversarialTraining(eps, eps_step, max_iter, method="fgsm_rs", alpha=alpha, **guard)
     return AdversarialTraining(eps, eps_step, max_iter) if pgd_at else None
 
 

@@ -96,6 +96,7 @@ ADVERSARIAL: dict[str, Check] = {
     "method": _text,  # pgd (the default) or fgsm_rs; models.spec.AdversarialTraining checks the rest
     "alpha": _num,
     "guard_drop": _num,
+    "guard_checks": _whole(1),
 }
 REQUIRED = ("name", "models", "samples", "group")
 GROUP_REQUIRED = ("setting", "attack", "sweep")

@@ -34,7 +34,9 @@ def recipe(adv: dict) -> str:
     pgd = f"k={adv['max_iter']}, step {adv['eps_step']:g}"
     if adv.get("method", "pgd") == "pgd":
         return f"PGD {pgd}, eps {adv['eps']:g}"
-    return f"FGSM-RS alpha {adv['alpha']:g}, eps {adv['eps']:g} (guard: PGD {pgd}, drop {adv['guard_drop']:g})"
+    checks = adv.get("guard_checks", 1)
+    guard = f"PGD {pgd}, drop {adv['guard_drop']:g}" + (f", {checks} checks in a row" if checks != 1 else "")
+    return f"FGSM-RS alpha {adv['alpha']:g}, eps {adv['eps']:g} (guard: {guard})"
 
 
 def pgd_train_accuracy(point: dict) -> float:
