@@ -258,6 +258,70 @@ def test_the_training_section_shows_the_guards_pgd_accuracy_and_where_it_stopped
     assert (tmp_path / "plots" / "training_curve.png").is_file()
 
 
+def test_the_training_section_puts_each_models_pgd_accuracy_at_eps_0_3_beside_madry_et_al_s(tmp_path):
+    """Hand-made PGD cells at eps 0.3: an interval that reaches 0.89-0.92 is within, one under it is below and says
+    how long the model trained and that the guard stopped it; cells at another eps or setting are not read."""
+    from bench.reports.training import training_section
+    from bench.results.store import Record
+
+    fast = make_spec("mnist", "hinge", "cnn", TrainConfig(schedule="cyclic", adversarial={"method": "fgsm_rs"}))
+    pgd = make_spec("mnist", "O:SOFTMAX:CE", "cnn", TrainConfig(adversarial=AdversarialTraining()))
+    stopped = [{"step": 300, "loss": 1.0, "train_accuracy": 0.9, "pgd_accuracy": 0.7}]
+    stopped.append({"step": 400, "loss": 1.0, "train_accuracy": 0.99, "pgd_accuracy": 0.0, "restored_step": 300})
+    metas = [
+        {
+            "key": "k-fast",
+            "name": fast.name,
+            "spec": fast.to_dict(),
+            "curve": [{"step": 6000, "loss": 0.1, "train_accuracy": 0.97, "pgd_accuracy": 0.9}],
+            "train_seconds": 60,
+            "clean_accuracy": 0.98,
+        },
+        {
+            "key": "k-pgd",
+            "name": pgd.name,
+            "spec": pgd.to_dict(),
+            "curve": stopped,
+            "train_seconds": 600,
+            "clean_accuracy": 0.9,
+        },
+    ]
+
+    def cell(key, model, setting, eps, rate, low, high):
+        config = {"params": {"eps": eps, "eps_step": 0.01, "max_iter": 100}}
+        return Record(
+            f"h-{key}-{setting}-{eps}",
+            "n",
+            "mnist",
+            model,
+            key,
+            setting,
+            None,
+            "pgd",
+            "eps",
+            eps,
+            config,
+            rate=rate,
+            ci_low=low,
+            ci_high=high,
+            n=1000,
+        )
+
+    records = [
+        cell("k-fast", "hinge", "whitebox_untargeted", 0.3, 0.905, 0.886, 0.922),
+        cell("k-fast", "hinge", "whitebox_untargeted", 0.1, 0.2, 0.18, 0.22),
+        cell("k-pgd", "O:SOFTMAX:CE", "whitebox_untargeted", 0.3, 0.35, 0.32, 0.38),
+        cell("k-pgd", "O:SOFTMAX:CE", "transfer", 0.3, 0.95, 0.93, 0.96),
+    ]
+    text = training_section(metas, tmp_path, records)
+    line = next(x for x in text.splitlines() if x.startswith("- **hinge**"))
+    assert "PGD-100 accuracy at eps 0.3 0.905 [0.886, 0.922] on 1000 test images, clean 0.9800: within" in line
+    line = next(x for x in text.splitlines() if x.startswith("- **O:SOFTMAX:CE**"))
+    assert "0.350 [0.320, 0.380]" in line and "below Madry et al.'s 0.89-0.92" in line
+    assert "trained 400 steps (0.4% of vu2018's), stopped by the guard at step 400" in line
+    assert "0.89-0.92" not in training_section(metas, tmp_path)  # without records, no comparison
+
+
 def test_the_vu2018_fast_preset_trains_wong_et_al_s_recipe_and_runs_vu2018_s_groups():
     from pathlib import Path
 

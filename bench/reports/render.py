@@ -56,7 +56,7 @@ def write_dataset_report(
         "## The papers' tables",
         "",
         _clean_table(dataset, model_metas, used_keys, records),
-        training_section([m for m in model_metas if m["key"] in used_keys], out),
+        training_section([m for m in model_metas if m["key"] in used_keys], out, records),
     ]
     for table in TABLE_TITLES:
         recs = records_for_table(records, table, adversarial, set(arch_of))

@@ -18,6 +18,10 @@ from tabulate import tabulate  # noqa: E402
 from bench.reports.plots import save_plot  # noqa: E402
 
 VU2018_STEPS = 100_000  # vu2018 section IV-B: "iteration steps (100000 steps)"
+# Madry et al. (2018), "Towards deep learning models resistant to adversarial attacks": their adversarially trained
+# MNIST model's white-box accuracy under PGD at eps 0.3 (40 to 100 steps, with and without restarts)
+MADRY_MNIST = (0.89, 0.92)
+MADRY_EPS = 0.3
 
 
 def steps_of(meta: dict) -> int | None:
@@ -45,9 +49,10 @@ def pgd_train_accuracy(point: dict) -> float:
     return point.get("pgd_accuracy", point["train_accuracy"])
 
 
-def training_section(metas: list[dict], out_dir: Path) -> str:
+def training_section(metas: list[dict], out_dir: Path, records: list | None = None) -> str:
     """Markdown for the adversarially trained models among ``metas`` (empty when there are none), and
-    ``plots/training_curve.png``."""
+    ``plots/training_curve.png``; with ``records``, each MNIST model's PGD accuracy at eps 0.3 against Madry et
+    al.'s."""
     adversarial = [m for m in metas if m["spec"]["train"].get("adversarial")]
     if not adversarial:
         return ""
@@ -80,8 +85,50 @@ def training_section(metas: list[dict], out_dir: Path) -> str:
             "",
             f"![training curves](plots/{plot.name})" if plot else "",
             "",
+            *_against_madry(adversarial, records or []),
         ]
     )
+
+
+def _pgd_record(records: list, meta: dict):
+    """The model's white-box untargeted PGD record at Madry et al.'s eps, or None."""
+    found = [
+        r
+        for r in records
+        if r.model_key == meta.get("key") and r.setting == "whitebox_untargeted" and r.attack == "pgd"
+        if r.value is not None and math.isclose(r.value, MADRY_EPS) and r.rate is not None
+    ]
+    return found[0] if found else None
+
+
+def _against_madry(metas: list[dict], records: list) -> list[str]:
+    """One generated line per MNIST model with a PGD cell at eps 0.3: its accuracy and interval, and whether that
+    interval reaches Madry et al.'s region; below it, how long it trained and whether the guard stopped it."""
+    low, high = MADRY_MNIST
+    lines = []
+    for m in metas:
+        r = _pgd_record(records, m) if m["spec"]["dataset"] == "mnist" else None
+        if r is None:
+            continue
+        where = "within" if r.ci_high >= low and r.ci_low <= high else ("below" if r.ci_high < low else "above")
+        steps, last = steps_of(m) or 0, (m.get("curve") or [{}])[-1]
+        why = f"; trained {steps:,} steps ({steps / VU2018_STEPS:.1%} of vu2018's)" if where == "below" else ""
+        if why and "restored_step" in last:
+            why += f", stopped by the guard at step {last['step']:,}"
+        k = r.config.get("params", {}).get("max_iter")
+        lines.append(
+            f"- **{m['name'].split('/')[-1]}** ({recipe(m['spec']['train']['adversarial'])}): PGD"
+            f"{f'-{k}' if k else ''} accuracy at eps {MADRY_EPS:g} {r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
+            f"on {r.n} test images, clean {m['clean_accuracy']:.4f}: {where} Madry et al.'s {low:g}-{high:g}{why}."
+        )
+    if not lines:
+        return []
+    head = (
+        f"Madry et al. (2018) report about {low:g}-{high:g} for their adversarially trained MNIST model under "
+        f"white-box PGD at eps {MADRY_EPS:g}; each adversarially trained model here, on its own PGD cell at that "
+        "eps (the interval is Wilson's 95%; within means it reaches the region):"
+    )
+    return [head, "", *lines, ""]
 
 
 def _row(m: dict) -> list[str]:
