@@ -90,12 +90,12 @@ def training_section(metas: list[dict], out_dir: Path, records: list | None = No
     )
 
 
-def _pgd_record(records: list, meta: dict):
-    """The model's white-box untargeted PGD record at Madry et al.'s eps, or None."""
+def _record_at_eps(records: list, meta: dict, attack: str):
+    """The model's white-box untargeted record of ``attack`` at Madry et al.'s eps, or None."""
     found = [
         r
         for r in records
-        if r.model_key == meta.get("key") and r.setting == "whitebox_untargeted" and r.attack == "pgd"
+        if r.model_key == meta.get("key") and r.setting == "whitebox_untargeted" and r.attack == attack
         if r.value is not None and math.isclose(r.value, MADRY_EPS) and r.rate is not None
     ]
     return found[0] if found else None
@@ -107,9 +107,10 @@ def _against_madry(metas: list[dict], records: list) -> list[str]:
     low, high = MADRY_MNIST
     lines = []
     for m in metas:
-        r = _pgd_record(records, m) if m["spec"]["dataset"] == "mnist" else None
+        r = _record_at_eps(records, m, "pgd") if m["spec"]["dataset"] == "mnist" else None
         if r is None:
             continue
+        worst = _record_at_eps(records, m, "worst_case")
         where = "within" if r.ci_high >= low and r.ci_low <= high else ("below" if r.ci_high < low else "above")
         steps, last = steps_of(m) or 0, (m.get("curve") or [{}])[-1]
         why = f"; trained {steps:,} steps ({steps / VU2018_STEPS:.1%} of vu2018's)" if where == "below" else ""
@@ -118,8 +119,15 @@ def _against_madry(metas: list[dict], records: list) -> list[str]:
         k = r.config.get("params", {}).get("max_iter")
         lines.append(
             f"- **{m['name'].split('/')[-1]}** ({recipe(m['spec']['train']['adversarial'])}): PGD"
-            f"{f'-{k}' if k else ''} accuracy at eps {MADRY_EPS:g} {r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}] "
-            f"on {r.n} test images, clean {m['clean_accuracy']:.4f}: {where} Madry et al.'s {low:g}-{high:g}{why}."
+            f"{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {r.rate:.3f} [{r.ci_low:.3f}, "
+            f"{r.ci_high:.3f}] on {r.n} test images, clean {m['clean_accuracy']:.4f}: {where} Madry et al.'s "
+            f"{low:g}-{high:g}{why}."
+            + (
+                f" Its worst case over every attack at eps {MADRY_EPS:g}: {worst.rate:.3f} [{worst.ci_low:.3f}, "
+                f"{worst.ci_high:.3f}] on {worst.n} images."
+                if worst is not None and worst.ci_low is not None
+                else ""
+            )
         )
     if not lines:
         return []
