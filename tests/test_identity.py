@@ -164,7 +164,7 @@ def _as_an_older_bench_left_it(committed: Path, copy: Path) -> int:
     return sum(r.setting == diagnostics.SETTING for r in records)
 
 
-@pytest.mark.parametrize(("dataset", "preset", "store"), STORES, ids=[f"{d}-{p}" for d, p, _ in STORES])
+@pytest.mark.parametrize(("dataset", "preset", "store"), STORES, ids=[f"{d}-{Path(p).stem}" for d, p, _ in STORES])
 def test_committed_gradient_health_migrates_to_what_a_run_asks_for(tmp_path, dataset, preset, store):
     """Each committed store is in today's scheme; put back as an older bench left it, its dg- rows become exactly
     the rows today's plan asks for, so a run on it computes no gradient health again."""
