@@ -148,14 +148,9 @@ def train(
     schedule = schedule or ("cyclic" if fgsm_rs_at else "cosine")  # FGSM-RS's recipe has its one-cycle rate
     plain = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed, "n_train": n_train}
     config = TrainConfig(**plain, schedule=schedule, adversarial=adversarial)
-    kind_options = {
-        "codeword_length": codeword_length,
-        "lmcl_s": lmcl_s,
-        "lmcl_m": lmcl_m,
-        "params": parse_params(params),
-    }
+    kinds = {"codeword_length": codeword_length, "lmcl_s": lmcl_s, "lmcl_m": lmcl_m, "params": parse_params(params)}
     arch_options = {"densenet_depth": depth, "densenet_growth": growth, "codebook_key": codebook_key}
-    specs = [make_spec(dataset, name, arch, config, **kind_options, **arch_options) for name in names]
+    specs = [make_spec(dataset, name, arch, config, **kinds, **arch_options) for name in names]
     check_device(device)
     store = ModelStore()
     rows = []
