@@ -69,7 +69,9 @@ class BatchedEvaluations:
             while batch := self._next_batch():
                 self._answer(batch)
         except BaseException as error:  # an interrupt while waiting: stop every job before re-raising
-            self._fail(self._pending, error)
+            with self._lock:
+                waiting, self._pending = self._pending, []
+            self._fail(waiting, error)
             raise
         for thread in threads:
             thread.join()

@@ -115,8 +115,9 @@ class LBFGSAttack(EvasionAttack):
         for step in range(self.binary_search_steps):
             solution, info = self._solve(batches, n, x, const)
             x_adv = np.clip(solution, 0.0, 1.0).astype(images.dtype).reshape(x.shape)
-            success = batches.ask((n, x_adv.astype(np.float64).ravel(), const))[2]
-            l2 = float(np.square(x_adv.astype(np.float64) - x).sum())
+            as_float64 = x_adv.astype(np.float64)  # the point as the network sees it, in the solver's dtype
+            success = batches.ask((n, as_float64.ravel(), const))[2]
+            l2 = float(np.square(as_float64 - x).sum())
             if success and l2 < best_l2:
                 best_l2, out[n] = l2, x_adv
             # success: more weight on the distance next time; failure: less. Until a bound is known on that

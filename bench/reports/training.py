@@ -96,9 +96,13 @@ def _record_at_eps(records: list, meta: dict, attack: str):
         r
         for r in records
         if r.model_key == meta.get("key") and r.setting == "whitebox_untargeted" and r.attack == attack
-        if r.value is not None and math.isclose(r.value, MADRY_EPS) and r.rate is not None
+        if r.value is not None and math.isclose(r.value, MADRY_EPS) and None not in (r.rate, r.ci_low, r.ci_high)
     ]
     return found[0] if found else None
+
+
+def _rate(r) -> str:
+    return f"{r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
 
 
 def _against_madry(metas: list[dict], records: list) -> list[str]:
@@ -119,13 +123,11 @@ def _against_madry(metas: list[dict], records: list) -> list[str]:
         k = r.config.get("params", {}).get("max_iter")
         lines.append(
             f"- **{m['name'].split('/')[-1]}** ({recipe(m['spec']['train']['adversarial'])}): PGD"
-            f"{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {r.rate:.3f} [{r.ci_low:.3f}, "
-            f"{r.ci_high:.3f}] on {r.n} test images, clean {m['clean_accuracy']:.4f}: {where} Madry et al.'s "
-            f"{low:g}-{high:g}{why}."
+            f"{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {_rate(r)} on {r.n} test images, clean "
+            f"{m['clean_accuracy']:.4f}: {where} Madry et al.'s {low:g}-{high:g}{why}."
             + (
-                f" Its worst case over every attack at eps {MADRY_EPS:g}: {worst.rate:.3f} [{worst.ci_low:.3f}, "
-                f"{worst.ci_high:.3f}] on {worst.n} images."
-                if worst is not None and worst.ci_low is not None
+                f" Its worst case over every attack at eps {MADRY_EPS:g}: {_rate(worst)} on {worst.n} images."
+                if worst
                 else ""
             )
         )
