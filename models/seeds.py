@@ -2,8 +2,12 @@
 (``O:SOFTMAX:CE@s1``, ``lmcl_s10_m0.3@s2``) wherever a model name appears (cells, the results store, tables).
 
 A preset with one training seed (or none) keeps the plain label, so the names and keys of runs made before
-training seeds existed do not change. Everything that builds or reads such a name goes through these two
-functions."""
+training seeds existed do not change. Everything that builds or reads such a name goes through these
+functions.
+
+A report that shows the models of two results stores side by side (``bench report --beside``) names a model of
+the second store whose label the first already uses by its training recipe: ``O:SOFTMAX:CE+fgsm_rs_at`` (and
+``O:SOFTMAX:CE+fgsm_rs_at@s1`` for a seed). ``kind_label`` reads the model kind back from any of these names."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from bench.errors import ConfigError
 
 SEPARATOR = "@s"
 _SEEDED = re.compile(r"^(?P<label>.+)@s(?P<seed>0|[1-9][0-9]*)$")
+RECIPE_SEPARATOR = "+"
+_RECIPE = re.compile(r"^(?P<label>.+)\+(?P<recipe>[a-z][a-z0-9_]*)$")
 
 
 def seeded_name(label: str, seed: int) -> str:
@@ -31,3 +37,20 @@ def split_seeded_name(name: str) -> tuple[str, int | None]:
     if match is None:
         return name, None
     return match["label"], int(match["seed"])
+
+
+def recipe_tagged(name: str, recipe: str) -> str:
+    """``name`` with its training recipe: ``recipe_tagged("hinge@s1", "fgsm_rs_at") == "hinge+fgsm_rs_at@s1"``."""
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", recipe or ""):
+        raise ConfigError(f"training recipe {recipe!r}: expected a lower-case word such as 'fgsm_rs_at'.")
+    label, seed = split_seeded_name(name)
+    tagged = f"{label}{RECIPE_SEPARATOR}{recipe}"
+    return tagged if seed is None else seeded_name(tagged, seed)
+
+
+def kind_label(name: str) -> str:
+    """The model kind's label of a model name, without its seed or recipe: ``O:SOFTMAX:CE+fgsm_rs_at@s1`` and
+    ``O:SOFTMAX:CE@s1`` are both ``O:SOFTMAX:CE``."""
+    label = split_seeded_name(name)[0]
+    match = _RECIPE.match(label)
+    return match["label"] if match else label

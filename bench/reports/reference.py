@@ -7,7 +7,7 @@ import functools
 from dataclasses import dataclass
 from importlib import resources
 
-from models.seeds import split_seeded_name
+from models.seeds import kind_label
 
 VU2018_LOSS = {"O:SOFTMAX:CE": "cross_entropy", "hinge": "hinge"}
 
@@ -70,9 +70,10 @@ def lookup(
     arch: str = "cnn",
 ) -> float | None:
     """The published number for one of our cells, or None where the papers have none (a training seed's model,
-    ``O:SOFTMAX:CE@s1``, is looked up as its model: the papers trained each once)."""
-    model = split_seeded_name(model)[0]
-    source = split_seeded_name(source)[0] if source else source
+    ``O:SOFTMAX:CE@s1``, is looked up as its model: the papers trained each once; a model named by its recipe,
+    ``O:SOFTMAX:CE+fgsm_rs_at``, as its kind)."""
+    model = kind_label(model)
+    source = kind_label(source) if source else source
     src, _, tab = table.partition(":")
     if src == "vu2018":
         model = vu2018_model(model, arch, adversarial=False)

@@ -27,14 +27,15 @@ from bench.reports.tables import (
 from bench.reports.training import recipe, steps_of, training_section
 from bench.results.frame import records_frame
 from bench.results.store import Record
-from models.seeds import split_seeded_name
+from models.seeds import kind_label
 from models.spec import KINDS, TrainConfig, parse_model_name
 
 
 def write_dataset_report(
-    dataset: str, records: list[Record], model_metas: list[dict], out_root: Path, command: str
+    dataset: str, records: list[Record], model_metas: list[dict], out_root: Path, command: str, note: str = ""
 ) -> Path:
-    """Write ``out_root/<dataset>/`` (README, results.csv, plots) from ``records`` and the models' metadata."""
+    """Write ``out_root/<dataset>/`` (README, results.csv, plots) from ``records`` and the models' metadata;
+    ``note`` ends the header's paragraph (where the models shown beside came from)."""
     out = out_root / dataset
     out.mkdir(parents=True, exist_ok=True)
     used_keys = {r.model_key for r in records}
@@ -49,7 +50,7 @@ def write_dataset_report(
         "",
         f"Generated from the results store by `{command}`; do not edit by hand. {CELL_KEY} "
         f"Models here use the `{_shown_arch(model_metas, used_keys) or arch}` architecture; saito2019 used DenseNet, "
-        "vu2018 the CNN of its Table I (its adversarially trained models by PGD, `+pgd_at`).",
+        "vu2018 the CNN of its Table I (its adversarially trained models by PGD, `+pgd_at`)." + note,
         "",
         answer_section(records, chance, f"plots/{worst_plot}" if worst_plot else None),
         _factors(records),
@@ -132,7 +133,7 @@ def _clean_table(dataset: str, metas: list[dict], used_keys: set[str], records: 
         elif spec["dataset"] != dataset or spec["train"].get("adversarial") or spec["train"].get("n_train"):
             continue
         label = labels.get(m["key"], m["name"].split("/")[-1])
-        kind = split_seeded_name(label)[0]
+        kind = kind_label(label)
         train = spec["train"]
         if train.get("n_train"):  # a lighter model than the paper's: say so beside its number
             label += f" [{train['epochs']} epochs, {train['n_train']} training images]"
@@ -222,7 +223,7 @@ def _kinds_used(records: list[Record]) -> set[str]:
     """The model kinds of the records' models (a label such as lmcl_s10_m0.3 names its kind), whatever else is
     registered: a report is a function of its stores, not of the plugins installed where it is written."""
     used = set()
-    for label in {split_seeded_name(r.model)[0] for r in records}:  # O:SOFTMAX:CE@s1 is O:SOFTMAX:CE's kind
+    for label in {kind_label(r.model) for r in records}:  # O:SOFTMAX:CE@s1 is O:SOFTMAX:CE's kind
         try:
             used.add(parse_model_name(label)[0].name)
         except UnknownNameError:  # your own network, or a plugin kind not loaded here

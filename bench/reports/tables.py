@@ -17,7 +17,7 @@ from bench.attacks import ATTACKS
 from bench.reports.reference import lookup
 from bench.results.metrics import short
 from bench.results.store import Record
-from models.seeds import split_seeded_name
+from models.seeds import kind_label
 
 TABLE_TITLES = {
     "saito2019:3": "saito2019 Table 3: untargeted white-box attacks, accuracy (higher = more robust)",
@@ -140,7 +140,7 @@ _ORDER = ["O:SOFTMAX:CE", "O:SOFTMAX:MSE", "R:TANH:MSE", "hinge"]
 
 
 def _model_order(label: str) -> tuple[int, str]:
-    base = split_seeded_name(label)[0]  # the seeds of a model sort together, in the papers' order
+    base = kind_label(label)  # the seeds (and recipes) of a model sort together, in the papers' order
     return (_ORDER.index(base) if base in _ORDER else len(_ORDER), label)
 
 
