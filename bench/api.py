@@ -177,14 +177,20 @@ def train(
     return obtain(spec, data_dir=data_dir, device=device, codebook_key=codebook_key, progress=progress, force=force)
 
 
-def report(dataset: str, results: str | Path | None = None, reports_dir: str | Path = "reports") -> Path:
-    """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone."""
+def report(
+    dataset: str,
+    results: str | Path | None = None,
+    reports_dir: str | Path = "reports",
+    beside: Iterable[str | Path] = (),
+) -> Path:
+    """``bench report``: write ``reports_dir/<dataset>/`` from a results store alone, with the models of the
+    ``beside`` stores next to its own (``bench report --beside``)."""
     from bench.paths import results_dir
     from bench.reports.dataset import write_report
 
     dataset = DATASETS.canonical(dataset)
     out = Path(results) if results is not None else None
-    return write_report(dataset, results_dir(out), Path(reports_dir), out)
+    return write_report(dataset, results_dir(out), Path(reports_dir), out, [Path(b) for b in beside])
 
 
 def baseline(

@@ -319,7 +319,10 @@ def test_the_training_section_puts_each_models_pgd_accuracy_at_eps_0_3_beside_ma
     text = training_section(metas, tmp_path, records)
     line = next(x for x in text.splitlines() if x.startswith("- **hinge**"))
     assert "PGD-100 accuracy at eps 0.3 0.905 [0.886, 0.922] on 1000 test images, clean 0.9800: within" in line
-    assert line.endswith("Its worst case over every attack at eps 0.3: 0.750 [0.720, 0.780] on 1000 images.")
+    assert line.endswith(
+        "Its worst case over every attack at eps 0.3: 0.750 [0.720, 0.780] on 1000 images, below its PGD accuracy: "
+        "PGD on its loss overstates its robustness, and by the worst case it is below Madry et al.'s region."
+    )
     line = next(x for x in text.splitlines() if x.startswith("- **O:SOFTMAX:CE**"))
     assert "0.350 [0.320, 0.380]" in line and "below Madry et al.'s 0.89-0.92" in line
     assert "trained 400 steps (0.4% of vu2018's), stopped by the guard at step 400" in line

@@ -189,8 +189,21 @@ def matrix(
     help="Re-measure each cell's pass price on this machine at the batch size its attack ran with "
     "(stores written before passes were priced that way); needs the models in the store.",
 )
-def report(dataset, out, reports_dir, reprice) -> None:
-    """Write reports/<dataset>/ from the results store alone."""
+@click.option(
+    "--beside",
+    type=click.Path(path_type=Path, exists=True),
+    multiple=True,
+    help="Another results store whose models the report shows next to this one's, on the same images (repeat for "
+    "more). A model whose name is taken is named by its training recipe: O:SOFTMAX:CE+fgsm_rs_at.",
+)
+def report(dataset, out, reports_dir, reprice, beside) -> None:
+    """Write reports/<dataset>/ from the results store alone.
+
+    \b
+    bench report --dataset mnist                                   # reports/mnist/ from BENCH_HOME/results
+    bench report --dataset mnist --out reports/vu2018/mnist/store --reports-dir reports/vu2018 \\
+        --beside reports/vu2018_fast/mnist/store                   # PGD- and FGSM-RS-trained models side by side
+    """
     from bench.data.datasets import DATASETS
     from bench.paths import results_dir
     from bench.reports.dataset import write_report
@@ -202,7 +215,9 @@ def report(dataset, out, reports_dir, reprice) -> None:
 
         click.echo(f"repriced {reprice_store(dataset, results_store(out))} cells at their attack's batch size")
     _check_has_cells(dataset, results_dir(out))
-    path = write_report(dataset, results_dir(out), reports_dir, out)
+    for other in beside:
+        _check_has_cells(dataset, other)
+    path = write_report(dataset, results_dir(out), reports_dir, out, beside)
     click.echo(f"wrote {path}")
 
 

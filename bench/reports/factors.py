@@ -21,7 +21,7 @@ from tabulate import tabulate
 from bench.results.paired import HIGHER, LOWER, NONE, WITHIN_SPREAD, Comparison, Estimate, Outcome, compare
 from bench.results.store import Record
 from bench.results.worst_case import ATTACK, Indices, image_indices, worst_case_records
-from models.seeds import split_seeded_name
+from models.seeds import kind_label, recipe_tagged, split_seeded_name
 
 FGSM = "fgsm"
 ATTACK_TEXT = {ATTACK: "worst-case", FGSM: "FGSM"}
@@ -117,7 +117,27 @@ def _compare_factor(factor: Factor, outcomes: Outcomes, alpha: float) -> tuple[C
 
 def what_changes_robustness(records: list[Record], indices: Indices = image_indices, alpha: float = 0.05) -> str:
     """The markdown section for ``records`` of one dataset; empty when no factor's models are both there."""
-    return render_section(factor_results(records, indices, alpha), alpha)
+    factors = FACTORS + recipe_factors({split_seeded_name(r.model)[0] for r in records})
+    return render_section(factor_results(records, indices, alpha, factors), alpha)
+
+
+def recipe_factors(labels: set[str]) -> tuple[Factor, ...]:
+    """For models named by their training recipe (``O:SOFTMAX:CE+fgsm_rs_at``, a store shown beside the report's
+    own): each factor again among the models of that recipe, and the recipe itself against the report's own
+    model of the same label."""
+    out = []
+    for tagged in sorted(labels):
+        label, recipe = kind_label(tagged), tagged[len(kind_label(tagged)) + 1 :]
+        if tagged == label:
+            continue
+        if label in labels:
+            change = f"Training {label} by {recipe} (against the report's own {label})"
+            out.append(Factor(f"training recipe {recipe}", tagged, label, change))
+        for f in FACTORS:
+            if f.changed == label and recipe_tagged(f.reference, recipe) in labels:
+                name, reference = f"{f.name} under {recipe}", recipe_tagged(f.reference, recipe)
+                out.append(Factor(name, tagged, reference, f"{f.change} under {recipe} training", f.note))
+    return tuple(out)
 
 
 def render_section(results: list[FactorResult], alpha: float = 0.05) -> str:

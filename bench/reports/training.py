@@ -7,6 +7,7 @@ drawn beside the accuracy on the FGSM-RS examples it trained on."""
 from __future__ import annotations
 
 import math
+import statistics
 from pathlib import Path
 
 import matplotlib
@@ -56,8 +57,9 @@ def training_section(metas: list[dict], out_dir: Path, records: list | None = No
     adversarial = [m for m in metas if m["spec"]["train"].get("adversarial")]
     if not adversarial:
         return ""
-    rows = [_row(m) for m in adversarial]
-    plot = _plot(adversarial, out_dir / "plots" / "training_curve.png")
+    names = {r.model_key: r.model for r in records or []}
+    rows = [_row(m, names) for m in adversarial]
+    plot = _plot(adversarial, out_dir / "plots" / "training_curve.png", names)
     headers = [
         "model",
         "adversarial training",
@@ -85,7 +87,7 @@ def training_section(metas: list[dict], out_dir: Path, records: list | None = No
             "",
             f"![training curves](plots/{plot.name})" if plot else "",
             "",
-            *_against_madry(adversarial, records or []),
+            *_against_madry(adversarial, records or [], names),
         ]
     )
 
@@ -105,9 +107,11 @@ def _rate(r) -> str:
     return f"{r.rate:.3f} [{r.ci_low:.3f}, {r.ci_high:.3f}]"
 
 
-def _against_madry(metas: list[dict], records: list) -> list[str]:
-    """One generated line per MNIST model with a PGD cell at eps 0.3: its accuracy and interval, and whether that
-    interval reaches Madry et al.'s region; below it, how long it trained and whether the guard stopped it."""
+def _against_madry(metas: list[dict], records: list, names: dict[str, str]) -> list[str]:
+    """One generated line per MNIST model with a PGD cell at eps 0.3: its accuracy and interval, whether that
+    interval reaches Madry et al.'s region, and what the measurements say about why not: how long it trained,
+    whether its training curve was still rising or had levelled off, whether the guard stopped it, and whether the
+    attacks that know the model leave less than PGD on its loss."""
     low, high = MADRY_MNIST
     lines = []
     for m in metas:
@@ -115,21 +119,15 @@ def _against_madry(metas: list[dict], records: list) -> list[str]:
         if r is None:
             continue
         worst = _record_at_eps(records, m, "worst_case")
-        where = "within" if r.ci_high >= low and r.ci_low <= high else ("below" if r.ci_high < low else "above")
-        steps, last = steps_of(m) or 0, (m.get("curve") or [{}])[-1]
-        why = f"; trained {steps:,} steps ({steps / VU2018_STEPS:.1%} of vu2018's)" if where == "below" else ""
-        if why and "restored_step" in last:
-            why += f", stopped by the guard at step {last['step']:,}"
+        where = _where(r)
         k = r.config.get("params", {}).get("max_iter")
         lines.append(
-            f"- **{m['name'].split('/')[-1]}** ({recipe(m['spec']['train']['adversarial'])}): PGD"
+            f"- **{_name(m, names)}** ({recipe(m['spec']['train']['adversarial'])}): PGD"
             f"{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {_rate(r)} on {r.n} test images, clean "
-            f"{m['clean_accuracy']:.4f}: {where} Madry et al.'s {low:g}-{high:g}{why}."
-            + (
-                f" Its worst case over every attack at eps {MADRY_EPS:g}: {_rate(worst)} on {worst.n} images."
-                if worst
-                else ""
-            )
+            f"{m['clean_accuracy']:.4f}: {where} Madry et al.'s {low:g}-{high:g}"
+            + (_why_below(m) if where == "below" else "")
+            + "."
+            + (_worst_line(worst, r) if worst else "")
         )
     if not lines:
         return []
@@ -141,7 +139,71 @@ def _against_madry(metas: list[dict], records: list) -> list[str]:
     return [head, "", *lines, ""]
 
 
-def _row(m: dict) -> list[str]:
+def _where(r) -> str:
+    low, high = MADRY_MNIST
+    return "within" if r.ci_high >= low and r.ci_low <= high else ("below" if r.ci_high < low else "above")
+
+
+def _why_below(m: dict) -> str:
+    """Why a model is below the region, as far as its training says: its length, its curve's trend, the guard."""
+    steps, curve = steps_of(m) or 0, m.get("curve") or []
+    why = f"; trained {steps:,} steps ({steps / VU2018_STEPS:.1%} of vu2018's)"
+    if curve and "restored_step" in curve[-1]:
+        why += f", stopped by the guard at step {curve[-1]['step']:,}"
+    trend = curve_trend(curve)
+    if trend is None:
+        return why
+    (before, last, rising), steps = trend, [p["step"] for p in _kept(curve)]
+    n = TREND_CHECKS
+    said = (
+        f"{before:.3f} over the checks of steps {steps[-2 * n]:,}-{steps[-n - 1]:,}, {last:.3f} over those of steps "
+        f"{steps[-n]:,}-{steps[-1]:,}"
+    )
+    if rising:
+        return why + f"; its PGD-train accuracy was still rising when it stopped ({said}: beyond twice its error)"
+    level = ", below the region on the training images themselves" if last < MADRY_MNIST[0] else ""
+    return why + f"; at the end of its training its PGD-train accuracy rose no more than its scatter ({said}){level}"
+
+
+TREND_CHECKS = 5  # curve points (100 steps apart) in each of the two windows that say whether a curve still rises
+
+
+def curve_trend(curve: list[dict]) -> tuple[float, float, bool] | None:
+    """Mean PGD-train accuracy over the curve's last ``TREND_CHECKS`` points (of the weights kept, where the guard
+    restored earlier ones) and over the ``TREND_CHECKS`` before them, and whether the rise between the two exceeds
+    twice its standard error (the points' own scatter): None for a curve too short to say."""
+    values = [pgd_train_accuracy(p) for p in _kept(curve)]
+    if len(values) < 2 * TREND_CHECKS:
+        return None
+    before, last = values[-2 * TREND_CHECKS : -TREND_CHECKS], values[-TREND_CHECKS:]
+    error = math.sqrt((statistics.variance(before) + statistics.variance(last)) / TREND_CHECKS)
+    rise = statistics.fmean(last) - statistics.fmean(before)
+    return statistics.fmean(before), statistics.fmean(last), rise > 2 * error
+
+
+def _kept(curve: list[dict]) -> list[dict]:
+    """The curve up to the weights kept: where the guard stopped a training, up to the step it restored."""
+    if curve and "restored_step" in curve[-1]:
+        return [p for p in curve if p["step"] <= curve[-1]["restored_step"]]
+    return curve
+
+
+def _worst_line(worst, pgd) -> str:
+    line = f" Its worst case over every attack at eps {MADRY_EPS:g}: {_rate(worst)} on {worst.n} images"
+    if worst.ci_high < pgd.ci_low:
+        line += (
+            f", below its PGD accuracy: PGD on its loss overstates its robustness, and by the worst case it is "
+            f"{_where(worst)} Madry et al.'s region"
+        )
+    return line + "."
+
+
+def _name(m: dict, names: dict[str, str]) -> str:
+    """The model's name as the report's tables show it (its recipe added where a store beside took its label)."""
+    return names.get(m.get("key"), m["name"].split("/")[-1])
+
+
+def _row(m: dict, names: dict[str, str]) -> list[str]:
     train, curve = m["spec"]["train"], m.get("curve") or []
     first, last = (curve[0], curve[-1]) if curve else ({}, {})
     steps = steps_of(m) or 0
@@ -150,7 +212,7 @@ def _row(m: dict) -> list[str]:
         how += f"; stopped by the guard at step {last['step']:,}, weights of step {last['restored_step']:,} kept"
         last = next(p for p in curve if p["step"] == last["restored_step"])
     return [
-        m["name"].split("/")[-1],
+        _name(m, names),
         how,
         f"{steps:,} x {train['batch_size']}",
         f"{steps / VU2018_STEPS:.1%}",
@@ -170,8 +232,8 @@ def _window(point: dict) -> str:
     return f"{point['train_accuracy']:.3f} (loss {point['loss']:.3f})"
 
 
-def _plot(metas: list[dict], path: Path) -> Path | None:
-    curves = [(m["name"].split("/")[-1], m.get("curve") or []) for m in metas]
+def _plot(metas: list[dict], path: Path, names: dict[str, str]) -> Path | None:
+    curves = [(_name(m, names), m.get("curve") or []) for m in metas]
     if not any(c for _, c in curves):
         return None
     path.parent.mkdir(parents=True, exist_ok=True)

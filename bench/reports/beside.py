@@ -1,0 +1,68 @@
+"""Models of other results stores shown beside a report's own (``bench report --beside``): the vu2018 report puts
+the models trained by FGSM-RS (their own store) next to the PGD-trained ones, on the same images.
+
+Each store keeps its own models' names, except where a name is already shown: a model of a later store whose label
+an earlier store uses is named by its training recipe (``models.seeds.recipe_tagged``: ``O:SOFTMAX:CE+fgsm_rs_at``),
+in its cells, as a transfer source and in the cells' names, so the two are never taken for seeds of one model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from bench.errors import ConfigError
+from bench.results.store import Record
+from models.seeds import kind_label, recipe_tagged, split_seeded_name
+
+
+def training_recipe(meta: dict) -> str:
+    """A stored model's training recipe as one word: ``fgsm_rs_at`` or ``pgd_at`` when adversarially trained
+    (the method of its ``[training.adversarial]``), ``plain`` otherwise."""
+    adversarial = meta["spec"]["train"].get("adversarial")
+    return f"{adversarial.get('method', 'pgd')}_at" if adversarial else "plain"
+
+
+def named_beside(records: list[Record], metas: list[dict], shown: set[str], store: str) -> list[Record]:
+    """``records`` of one store, their models renamed by recipe where ``shown`` (the names already in the report)
+    holds their name; ``metas`` are that store's models, which say each recipe."""
+    recipes = {m["key"]: training_recipe(m) for m in metas}
+    keys = {r.model: r.model_key for r in records} | {r.source: r.config.get("source_key") for r in records if r.source}
+    renamed = {}
+    for label, key in keys.items():
+        if label not in shown:
+            continue
+        if key not in recipes:
+            raise ConfigError(
+                f"model {label!r} of the results store {store} has a name the report already shows, and the store "
+                "keeps no metadata to name its training recipe: expected a store written by a bench that keeps its "
+                "models' metadata (run its matrix again to add it)."
+            )
+        renamed[label] = recipe_tagged(label, recipes[key])
+    clash = sorted(set(renamed.values()) & shown)
+    if clash:
+        raise ConfigError(f"models {clash} of the results store {store}: already shown by another store.")
+    return [_renamed(r, renamed) for r in records] if renamed else records
+
+
+def _renamed(record: Record, renamed: dict[str, str]) -> Record:
+    head, _, models = record.name.rpartition("/")
+    name = head + "/" + "->".join(renamed.get(m, m) for m in models.split("->"))
+    source = renamed.get(record.source, record.source) if record.source else record.source
+    return dataclasses.replace(record, model=renamed.get(record.model, record.model), source=source, name=name)
+
+
+def shown_names(records: list[Record]) -> set[str]:
+    """Every model name ``records`` show, as a model or as a transfer source."""
+    return {r.model for r in records} | {r.source for r in records if r.source}
+
+
+def beside_note(records: list[Record], stores: list[str]) -> str:
+    """The report header's sentence on where the models shown beside come from and which were renamed."""
+    if not stores:
+        return ""
+    renamed = sorted({m for m in shown_names(records) if kind_label(m) != split_seeded_name(m)[0]})
+    said = ", ".join(f"`{s}`" for s in stores)
+    return f" Beside this store's models: those of {said} (`--beside`)" + (
+        f"; where this store uses the same label, theirs is named by its training recipe: {', '.join(renamed)}."
+        if renamed
+        else "."
+    )
