@@ -48,9 +48,15 @@ def recipe_tagged(name: str, recipe: str) -> str:
     return tagged if seed is None else seeded_name(tagged, seed)
 
 
+def split_recipe(name: str) -> tuple[str, str | None]:
+    """(kind label, training recipe) of a model name without its seed: ``("O:SOFTMAX:CE", "fgsm_rs_at")`` for
+    ``O:SOFTMAX:CE+fgsm_rs_at@s1``; the recipe is None for a name without one."""
+    label = split_seeded_name(name)[0]
+    match = _RECIPE.match(label)
+    return (match["label"], match["recipe"]) if match else (label, None)
+
+
 def kind_label(name: str) -> str:
     """The model kind's label of a model name, without its seed or recipe: ``O:SOFTMAX:CE+fgsm_rs_at@s1`` and
     ``O:SOFTMAX:CE@s1`` are both ``O:SOFTMAX:CE``."""
-    label = split_seeded_name(name)[0]
-    match = _RECIPE.match(label)
-    return match["label"] if match else label
+    return split_recipe(name)[0]

@@ -11,7 +11,7 @@ import dataclasses
 
 from bench.errors import ConfigError
 from bench.results.store import Record
-from models.seeds import kind_label, recipe_tagged, split_seeded_name
+from models.seeds import recipe_tagged, split_recipe
 
 
 def training_recipe(meta: dict) -> str:
@@ -59,7 +59,7 @@ def beside_note(records: list[Record], stores: list[str]) -> str:
     """The report header's sentence on where the models shown beside come from and which were renamed."""
     if not stores:
         return ""
-    renamed = sorted({m for m in shown_names(records) if kind_label(m) != split_seeded_name(m)[0]})
+    renamed = sorted({m for m in shown_names(records) if split_recipe(m)[1] is not None})
     said = ", ".join(f"`{s}`" for s in stores)
     return f" Beside this store's models: those of {said} (`--beside`)" + (
         f"; where this store uses the same label, theirs is named by its training recipe: {', '.join(renamed)}."

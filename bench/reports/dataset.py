@@ -45,7 +45,8 @@ def write_report(
     command += "".join(f" --beside {shlex.quote(str(other))}" for other in beside)
     records = report_records(dataset, results, beside)
     metas = model_metas(results, ModelStore())
-    metas += [m for other in beside for m in read_model_metas(other) if m["key"] not in {k["key"] for k in metas}]
+    known = {m["key"] for m in metas}
+    metas += [m for other in beside for m in read_model_metas(other) if m["key"] not in known]
     note = beside_note(records, [str(other) for other in beside])
     return write_dataset_report(dataset, records, metas, reports_dir, command, note)
 

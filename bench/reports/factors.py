@@ -21,7 +21,7 @@ from tabulate import tabulate
 from bench.results.paired import HIGHER, LOWER, NONE, WITHIN_SPREAD, Comparison, Estimate, Outcome, compare
 from bench.results.store import Record
 from bench.results.worst_case import ATTACK, Indices, image_indices, worst_case_records
-from models.seeds import kind_label, recipe_tagged, split_seeded_name
+from models.seeds import recipe_tagged, split_recipe, split_seeded_name
 
 FGSM = "fgsm"
 ATTACK_TEXT = {ATTACK: "worst-case", FGSM: "FGSM"}
@@ -127,8 +127,8 @@ def recipe_factors(labels: set[str]) -> tuple[Factor, ...]:
     model of the same label."""
     out = []
     for tagged in sorted(labels):
-        label, recipe = kind_label(tagged), tagged[len(kind_label(tagged)) + 1 :]
-        if tagged == label:
+        label, recipe = split_recipe(tagged)
+        if recipe is None:
             continue
         if label in labels:
             change = f"Training {label} by {recipe} (against the report's own {label})"

@@ -10,6 +10,7 @@ from bench.attacks import ATTACKS
 from bench.data.datasets import dataset_info
 from bench.errors import UnknownNameError
 from bench.reports.answer import answer_section
+from bench.reports.beside import training_recipe
 from bench.reports.factors import what_changes_robustness
 from bench.reports.plots import WORST_CASE_PLOT, eps_plots
 from bench.reports.reference import lookup, published
@@ -102,8 +103,8 @@ def _archs(metas: list[dict]) -> dict[str, str]:
 def _trained_arch(spec: dict) -> str:
     """A stored model's architecture with how it was adversarially trained, for the reader: cnn, cnn+pgd_at, or
     cnn+fgsm_rs_at (where ``_archs`` names every adversarial training +pgd_at, the key of vu2018's numbers)."""
-    adversarial = spec["train"].get("adversarial")
-    return spec["arch"] + (f"+{adversarial.get('method', 'pgd')}_at" if adversarial else "")
+    recipe = training_recipe({"spec": spec})
+    return spec["arch"] + ("" if recipe == "plain" else f"+{recipe}")
 
 
 def _shown_arch(metas: list[dict], used_keys: set[str]) -> str:
