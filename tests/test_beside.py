@@ -17,7 +17,7 @@ from models.seeds import kind_label, recipe_tagged
 
 ROOT = Path(__file__).resolve().parents[1]
 PGD40 = ROOT / "reports" / "vu2018" / "mnist" / "store"  # PGD-40 models, no model metadata kept
-FGSM_RS = ROOT / "reports" / "vu2018_fast" / "mnist" / "store"  # FGSM-RS models, same labels, metadata kept
+FGSM_RS = ROOT / "reports" / "vu2018_fast_clipped" / "mnist" / "store"  # FGSM-RS models, same labels, metadata kept
 
 
 def test_a_recipe_tag_keeps_the_seed_and_reads_back_to_the_kind():
