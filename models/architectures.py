@@ -2,6 +2,9 @@
 
 - ``cnn``: the MNIST network of vu2018 Table I without its last layer: conv 5x5x32, max-pool,
   conv 5x5x64, max-pool, FC 1024, ReLU throughout ("same" padding, so 28 -> 14 -> 7).
+- ``small_cnn``: the MNIST network of Wong, Rice and Kolter 2020 ("Fast is better than free") without its last
+  layer: conv 4x4x16 stride 2, conv 4x4x32 stride 2, FC 100, ReLU throughout (28 -> 14 -> 7); about a
+  sixteenth of ``cnn``'s multiply-adds, the network their FGSM-RS recipe was tuned on.
 - ``densenet``: DenseNet-BC (Huang et al. 2017) with three dense blocks of bottleneck layers and
   compression 0.5, sized by ``depth`` and ``growth_rate``; works for 28x28 and 32x32 inputs.
 """
@@ -26,6 +29,19 @@ class TableICNN(nn.Module):
         # and ReLU and its backward touch a quarter of the values (about 10% of a CPU training step)
         x = torch.relu(self.pool(self.conv1(x)))
         x = torch.relu(self.pool(self.conv2(x)))
+        return torch.relu(self.fc1(x.flatten(1)))
+
+
+class SmallCNN(nn.Module):
+    def __init__(self, in_channels: int, image_size: int, hidden: int = 100) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 16, kernel_size=4, stride=2, padding=1)
+        self.conv2 = nn.Conv2d(16, 32, kernel_size=4, stride=2, padding=1)
+        self.fc1 = nn.Linear(32 * (image_size // 4) ** 2, hidden)
+        self.feature_dim = hidden
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.conv2(torch.relu(self.conv1(x))))
         return torch.relu(self.fc1(x.flatten(1)))
 
 
@@ -79,3 +95,10 @@ class DenseNetBC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
+
+
+def small_cnn_classifier(in_channels: int = 1, image_size: int = 28, n_classes: int = 10) -> nn.Sequential:
+    """``small_cnn`` with a linear layer of class scores: Wong et al.'s whole MNIST network, as a factory for
+    ``bench evaluate`` (their released weights load into it by scripts/wong2020_released.sh)."""
+    backbone = SmallCNN(in_channels, image_size)
+    return nn.Sequential(backbone, nn.Linear(backbone.feature_dim, n_classes))

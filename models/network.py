@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bench.errors import ConfigError
-from models.architectures import DenseNetBC, TableICNN
+from models.architectures import DenseNetBC, SmallCNN, TableICNN
 from models.codebook import fingerprint, make_codebook, resolve_key
 from models.losses import ModelLoss
 from models.spec import ModelSpec
@@ -32,6 +32,8 @@ def build_backbone(spec: ModelSpec, input_shape: tuple[int, int, int]) -> nn.Mod
     channels, size, _ = input_shape
     if spec.arch == "cnn":
         return TableICNN(channels, size)
+    if spec.arch == "small_cnn":
+        return SmallCNN(channels, size)
     return DenseNetBC(channels, depth=spec.densenet_depth, growth_rate=spec.densenet_growth)
 
 

@@ -18,6 +18,7 @@ from models.kinds import KINDS, ModelKind, check
 
 ARCHS = Registry[str]("architecture")
 ARCHS.register("cnn", "vu2018 Table I CNN", aliases=("table1_cnn",))
+ARCHS.register("small_cnn", "Wong et al. 2020's MNIST CNN (FGSM-RS)", aliases=("wong2020_cnn",))
 ARCHS.register("densenet", "DenseNet-BC", aliases=("densenet_bc",))
 
 
@@ -53,6 +54,7 @@ class AdversarialTraining:
     alpha: float | None = None  # fgsm_rs only; None there means 1.25 x eps
     guard_drop: float | None = None  # fgsm_rs only; None there means Wong et al.'s 0.2
     guard_checks: int | None = None  # fgsm_rs only; None there means 1, Wong et al.'s (their check is per epoch)
+    clip_start: bool | None = None  # fgsm_rs only; None there means False, Wong et al.'s (see models.pgd.fgsm_rs)
 
     def __post_init__(self) -> None:
         check_eps("adversarial training eps", self.eps)
@@ -61,7 +63,7 @@ class AdversarialTraining:
         check(self.max_iter >= 1, f"adversarial training max_iter={self.max_iter} must be at least 1.")
         check(self.method in AT_METHODS, f"adversarial training method={self.method!r}; expected pgd or fgsm_rs.")
         if self.method == "pgd":
-            for name in ("alpha", "guard_drop", "guard_checks"):
+            for name in ("alpha", "guard_drop", "guard_checks", "clip_start"):
                 value = getattr(self, name)
                 check(value is None, f"adversarial training {name}={value} belongs to method fgsm_rs, not pgd.")
             return
@@ -73,6 +75,9 @@ class AdversarialTraining:
         ok = isinstance(checks, int) and not isinstance(checks, bool) and checks >= 1
         check(ok, f"FGSM-RS guard_checks={checks!r} must be an integer >= 1 (Wong et al.: 1).")
         object.__setattr__(self, "guard_checks", checks)
+        clip = False if self.clip_start is None else self.clip_start
+        check(isinstance(clip, bool), f"FGSM-RS clip_start={clip!r} must be true or false (Wong et al.: false).")
+        object.__setattr__(self, "clip_start", clip)
 
     @property
     def passes(self) -> float:
@@ -83,15 +88,26 @@ class AdversarialTraining:
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as JSON data; for the default method PGD only its three fields, so PGD models keep the store
-        keys they had before the method existed, and FGSM-RS's ``guard_checks`` only when it is not 1, so FGSM-RS
-        models keep theirs from before it existed."""
+        keys they had before the method existed, and FGSM-RS's ``guard_checks`` only when it is not 1 and
+        ``clip_start`` only when false, so FGSM-RS models keep theirs from before those existed (every one of them
+        was trained with the clipped start: ``from_stored`` reads a missing ``clip_start`` back as true)."""
         data = asdict(self)
         if self.method == "pgd":
-            for name in ("method", "alpha", "guard_drop", "guard_checks"):
+            for name in ("method", "alpha", "guard_drop", "guard_checks", "clip_start"):
                 del data[name]
-        elif data["guard_checks"] == 1:
+            return data
+        if data["guard_checks"] == 1:
             del data["guard_checks"]
+        if data["clip_start"]:
+            del data["clip_start"]
         return data
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any]) -> AdversarialTraining:
+        """The inverse of ``to_dict``: an FGSM-RS configuration stored without ``clip_start`` clipped its start."""
+        if data.get("method", "pgd") == "fgsm_rs":
+            data = {"clip_start": True, **data}
+        return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -185,7 +201,7 @@ class ModelSpec:
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         train = dict(data["train"])
         adv = train.get("adversarial")
-        train["adversarial"] = AdversarialTraining(**adv) if adv else None
+        train["adversarial"] = AdversarialTraining.from_stored(adv) if adv else None
         plugin_fields = {k: tuple(sorted(data.get(k, {}).items())) for k in ("kind_params", "plugin")}
         return cls(**{**data, **plugin_fields, "train": TrainConfig(**train)})
 

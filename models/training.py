@@ -233,7 +233,7 @@ def _train_step(network, loss_fn, optimizer, scheduler, x, y, adversarial, gener
         network.eval()  # attack the model as it is now; batch-norm statistics untouched
         a = adversarial
         if a.method == "fgsm_rs":
-            x = fgsm_rs(network, loss_fn, x, y, a.eps, a.alpha, generator=generator)
+            x = fgsm_rs(network, loss_fn, x, y, a.eps, a.alpha, generator=generator, clip_start=a.clip_start)
         else:
             x = pgd_linf(network, loss_fn, x, y, a.eps, a.eps_step, a.max_iter, generator=generator)
     network.train()

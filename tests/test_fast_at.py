@@ -27,22 +27,44 @@ def _network(model: str = "O:SOFTMAX:CE"):
     return build_network(spec, (1, 28, 28), 10), build_loss(spec)
 
 
+def _fgsm_rs_by_hand(network, loss, x, y, seed: int, clip_start: bool) -> torch.Tensor:
+    """A uniform start drawn from the same seed, clipped to [0, 1] or not, one alpha-sign step, projected."""
+    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(seed))
+    lower, upper = (x - 0.3).clamp_min(0), (x + 0.3).clamp_max(1)
+    start = x + (2 * noise - 1) * 0.3
+    start = (torch.minimum(torch.maximum(start, lower), upper) if clip_start else start).requires_grad_(True)
+    (grad,) = torch.autograd.grad(loss.per_example(network(start), y).sum(), start)
+    return torch.minimum(torch.maximum(start.detach() + 0.375 * grad.sign(), lower), upper)
+
+
 def test_fgsm_rs_is_one_signed_step_from_a_seeded_start_inside_the_ball_and_the_box(mnist_small):
     network, loss = _network()
     x, y = mnist_small.x[:32], mnist_small.y[:32]
     x_adv = fgsm_rs(network, loss, x, y, 0.3, 0.375, generator=torch.Generator().manual_seed(7))
     assert (x_adv - x).abs().max() <= 0.3 + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
-    # the same step by hand: a uniform start drawn from the same seed, clipped, one alpha-sign step, clipped
-    noise = torch.rand(x.shape, generator=torch.Generator().manual_seed(7))
-    lower, upper = (x - 0.3).clamp_min(0), (x + 0.3).clamp_max(1)
-    start = torch.minimum(torch.maximum(x + (2 * noise - 1) * 0.3, lower), upper).requires_grad_(True)
-    (grad,) = torch.autograd.grad(loss.per_example(network(start), y).sum(), start)
-    by_hand = torch.minimum(torch.maximum(start.detach() + 0.375 * grad.sign(), lower), upper)
-    assert torch.equal(x_adv, by_hand)
+    assert torch.equal(x_adv, _fgsm_rs_by_hand(network, loss, x, y, 7, clip_start=False))  # Wong et al.'s start
+    clipped = fgsm_rs(network, loss, x, y, 0.3, 0.375, generator=torch.Generator().manual_seed(7), clip_start=True)
+    assert torch.equal(clipped, _fgsm_rs_by_hand(network, loss, x, y, 7, clip_start=True))
+    # on MNIST the clipped start lands more pixels on the ball's edge (the step alpha > eps erases the start)
+    on_edge = [float(((a - x).abs() > 0.3 - 1e-6).float().mean()) for a in (x_adv, clipped)]
+    assert on_edge[1] > on_edge[0]
     again = fgsm_rs(network, loss, x, y, 0.3, 0.375, generator=torch.Generator().manual_seed(7))
     other = fgsm_rs(network, loss, x, y, 0.3, 0.375, generator=torch.Generator().manual_seed(8))
     assert torch.equal(x_adv, again) and not torch.equal(x_adv, other)
     assert loss.per_example(network(x_adv), y).sum() > loss.per_example(network(x), y).sum()
+
+
+def test_fgsm_rs_models_stored_before_clip_start_keep_their_keys_and_read_back_clipped():
+    clipped = AdversarialTraining(method="fgsm_rs", clip_start=True)
+    assert "clip_start" not in clipped.to_dict()  # the stored form of every FGSM-RS model trained before the option
+    assert AdversarialTraining.from_stored(clipped.to_dict()) == clipped
+    wong = AdversarialTraining(method="fgsm_rs")
+    assert wong.clip_start is False and wong.to_dict()["clip_start"] is False
+    assert AdversarialTraining.from_stored(wong.to_dict()) == wong
+    with pytest.raises(ConfigError, match="clip_start=0.5 belongs to method fgsm_rs"):
+        AdversarialTraining(clip_start=0.5)
+    with pytest.raises(ConfigError, match="clip_start='yes' must be true or false"):
+        AdversarialTraining(method="fgsm_rs", clip_start="yes")
 
 
 def test_the_recipe_defaults_to_wong_et_al_and_refuses_what_does_not_fit():

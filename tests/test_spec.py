@@ -82,5 +82,5 @@ def test_impossible_training_settings_are_refused(make, fragment):
 def test_unknown_model_and_architecture_list_the_valid_names():
     with pytest.raises(UnknownNameError, match="O:SOFTMAX:CE, O:SOFTMAX:MSE, R:TANH:MSE, hinge, lmcl"):
         make_spec("mnist", "softmax")
-    with pytest.raises(UnknownNameError, match="expected one of: cnn, densenet"):
+    with pytest.raises(UnknownNameError, match="expected one of: cnn, small_cnn, densenet"):
         make_spec("mnist", "O:SOFTMAX:CE", "resnet")

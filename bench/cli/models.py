@@ -38,7 +38,12 @@ def _model_lines() -> str:
 @click.command(cls=RegistryEpilog, epilog_from=lambda: EPILOG_TRAIN.format(models=_model_lines()))
 @click.option("--dataset", required=True, help="mnist, fashion_mnist or cifar10.")
 @click.option("--model", "models", multiple=True, required=True, help="Model name, repeatable, or 'all'.")
-@click.option("--arch", default="cnn", show_default=True, help="cnn (vu2018 Table I) or densenet (DenseNet-BC).")
+@click.option(
+    "--arch",
+    default="cnn",
+    show_default=True,
+    help="cnn (vu2018 Table I), small_cnn (Wong et al. 2020's MNIST CNN) or densenet (DenseNet-BC).",
+)
 @click.option("--epochs", type=int, default=6, show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True)
 @click.option(

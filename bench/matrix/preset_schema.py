@@ -97,6 +97,7 @@ ADVERSARIAL: dict[str, Check] = {
     "alpha": _num,
     "guard_drop": _num,
     "guard_checks": _whole(1),
+    "clip_start": _flag,  # fgsm_rs: clip the random start to [0, 1] before the gradient (default false, Wong et al.)
 }
 REQUIRED = ("name", "models", "samples", "group")
 GROUP_REQUIRED = ("setting", "attack", "sweep")

@@ -41,7 +41,8 @@ def recipe(adv: dict) -> str:
         return f"PGD {pgd}, eps {adv['eps']:g}"
     checks = adv.get("guard_checks", 1)
     guard = f"PGD {pgd}, drop {adv['guard_drop']:g}" + (f", {checks} checks in a row" if checks != 1 else "")
-    return f"FGSM-RS alpha {adv['alpha']:g}, eps {adv['eps']:g} (guard: {guard})"
+    start = ", start clipped to [0, 1]" if adv.get("clip_start", True) else ""  # stored before the option: clipped
+    return f"FGSM-RS alpha {adv['alpha']:g}, eps {adv['eps']:g}{start} (guard: {guard})"
 
 
 def pgd_train_accuracy(point: dict) -> float:
