@@ -23,4 +23,4 @@ save_file({f"{ours[k.split('.')[0]]}.{k.split('.')[1]}": v.contiguous() for k, v
 PY
 .venv/bin/bench evaluate --dataset mnist --factory models.architectures:small_cnn_classifier \
   --weights "$weights" --name wong2020_fgsm_rs --preset bench/matrix/presets/vu2018_small.toml \
-  --no-progress --out "$out/store"
+  --no-progress --out "$out/store" --reports-dir "$(dirname "$out")"
