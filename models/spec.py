@@ -17,7 +17,8 @@ from bench.registry import Registry
 from models.kinds import KINDS, ModelKind, check
 
 ARCHS = Registry[str]("architecture")
-ARCHS.register("cnn", "vu2018 Table I CNN", aliases=("table1_cnn",))
+DEFAULT_ARCH = "cnn"
+ARCHS.register(DEFAULT_ARCH, "vu2018 Table I CNN", aliases=("table1_cnn",))
 ARCHS.register("small_cnn", "Wong et al. 2020's MNIST CNN (FGSM-RS)", aliases=("wong2020_cnn",))
 ARCHS.register("densenet", "DenseNet-BC", aliases=("densenet_bc",))
 
@@ -236,7 +237,7 @@ def parse_model_name(model: str) -> tuple[ModelKind, dict[str, float]]:
 def make_spec(
     dataset: str,
     model: str,
-    arch: str = "cnn",
+    arch: str = DEFAULT_ARCH,
     train: TrainConfig | None = None,
     *,
     codeword_length: int = 128,

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from bench.errors import ConfigError
+from bench.reports.beside import beside_recipe, training_recipe
 from bench.reports.dataset import report_records
 from bench.reports.factors import recipe_factors
 from bench.reports.reference import lookup
@@ -43,18 +44,17 @@ def test_the_models_of_a_store_beside_are_named_by_recipe_and_keep_their_own_wor
     for r in both:
         keys_per_name.setdefault(r.model, set()).add(r.model_key)
     assert all(len(keys) == 1 for keys in keys_per_name.values())  # never two models under one name (seeds)
-    assert {"O:SOFTMAX:CE", "O:SOFTMAX:CE+fgsm_rs_at", "hinge+fgsm_rs_at", "lmcl_s10_m0.3+fgsm_rs_at"} <= set(
-        keys_per_name
-    )
+    tagged = {f"{label}+fgsm_rs_clipped_at" for label in ("O:SOFTMAX:CE", "hinge", "lmcl_s10_m0.3")}
+    assert {"O:SOFTMAX:CE"} | tagged <= set(keys_per_name)
     fast_keys = {r.model_key for r in fast}
     moved = [r for r in both if r.model_key in fast_keys]
-    assert all(r.model.endswith("+fgsm_rs_at") for r in moved)
-    assert all(r.source.endswith("+fgsm_rs_at") for r in moved if r.source)
+    assert all(r.model.endswith("+fgsm_rs_clipped_at") for r in moved)
+    assert all(r.source.endswith("+fgsm_rs_clipped_at") for r in moved if r.source)
     assert all(r.name.endswith(r.model) for r in moved)
     worst = {(r.model, r.value): r.rate for r in both if r.attack == "worst_case"}
     for r in fast:  # each store's worst case is its own: not pooled with the other store's model of that label
         if r.attack == "worst_case":
-            assert worst[(recipe_tagged(r.model, "fgsm_rs_at"), r.value)] == r.rate
+            assert worst[(recipe_tagged(r.model, "fgsm_rs_clipped_at"), r.value)] == r.rate
 
 
 def test_a_clashing_model_without_metadata_to_name_its_recipe_is_refused_naming_the_store():
@@ -70,6 +70,21 @@ def test_recipe_factors_compare_each_recipe_with_the_reports_own_model_and_repea
     assert ("LMCL loss under fgsm_rs_at", "lmcl_s10_m0.3+fgsm_rs_at", "O:SOFTMAX:CE+fgsm_rs_at") in pairs
     assert not any(changed == "lmcl_s10_m0.3+fgsm_rs_at" and ref == "lmcl_s10_m0.3" for _, changed, ref in pairs)
     assert recipe_factors({"O:SOFTMAX:CE", "hinge"}) == ()
+
+
+def test_recipes_one_step_apart_are_compared_and_a_recipe_on_another_network_is_named_by_it():
+    labels = {"hinge", "hinge+fgsm_rs_at", "hinge+fgsm_rs_clipped_at", "hinge+small_cnn_fgsm_rs_at"}
+    pairs = {(f.changed, f.reference) for f in recipe_factors(labels)}
+    assert ("hinge+fgsm_rs_at", "hinge+fgsm_rs_clipped_at") in pairs  # the start, alone
+    assert ("hinge+small_cnn_fgsm_rs_at", "hinge+fgsm_rs_at") in pairs  # the network, alone
+    assert ("hinge+small_cnn_fgsm_rs_at", "hinge") not in pairs  # network and recipe at once: not a factor
+    assert ("hinge+fgsm_rs_clipped_at", "hinge") in pairs
+    meta = {"spec": {"arch": "small_cnn", "train": {"adversarial": {"method": "fgsm_rs", "clip_start": False}}}}
+    assert beside_recipe(meta) == "small_cnn_fgsm_rs_at"
+    meta["spec"]["arch"] = "cnn"
+    assert beside_recipe(meta) == training_recipe(meta) == "fgsm_rs_at"
+    del meta["spec"]["train"]["adversarial"]["clip_start"]  # stored before the option: the start was clipped
+    assert training_recipe(meta) == "fgsm_rs_clipped_at"
 
 
 def _curve(values):
@@ -100,6 +115,6 @@ def test_bench_report_beside_names_the_store_and_the_recipe_of_each_model_it_sho
     text = (tmp_path / "mnist" / "README.md").read_text()
     assert f"--beside {FGSM_RS}" in text.splitlines()[2]  # the command that regenerates it
     assert f"Beside this store's models: those of `{FGSM_RS}`" in text
-    assert "| O:SOFTMAX:CE+fgsm_rs_at  |" in text and "| O:SOFTMAX:CE             |" in text
-    assert "#### training recipe fgsm_rs_at: hinge+fgsm_rs_at against hinge" in text
-    assert "- **hinge+fgsm_rs_at** (FGSM-RS alpha 0.375" in text
+    assert "| O:SOFTMAX:CE+fgsm_rs_clipped_at " in text and "| O:SOFTMAX:CE                    " in text
+    assert "#### training recipe fgsm_rs_clipped_at: hinge+fgsm_rs_clipped_at against hinge" in text
+    assert "- **hinge+fgsm_rs_clipped_at** (FGSM-RS alpha 0.375" in text

@@ -50,6 +50,26 @@ def test_densenet_trains_on_28_and_32_pixel_inputs():
         assert network.raw_outputs(torch.rand(2, *shape)).shape == (2, 128)
 
 
+def test_small_cnn_is_wong_et_als_network_under_a_zoo_head_and_as_a_whole_classifier(mnist_test):
+    from models.architectures import small_cnn_classifier
+    from models.network import build_network
+
+    spec = make_spec("mnist", "hinge", "small_cnn", TINY)
+    network = build_network(spec, (1, 28, 28), 10)
+    # conv 4x4x16 stride 2, conv 4x4x32 stride 2, FC 1568 -> 100: Wong et al.'s layer shapes and parameter count
+    assert sum(p.numel() for p in network.backbone.parameters()) == (16 * 16 + 16) + (32 * 16 * 16 + 32) + (
+        32 * 7 * 7 * 100 + 100
+    )
+    assert network(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+    whole = small_cnn_classifier()
+    assert [tuple(p.shape) for p in whole.parameters()] == [tuple(p.shape) for p in network.backbone.parameters()] + [
+        (10, 100),
+        (10,),
+    ]
+    result = train_model(spec, mnist_test.subset(128, seed=0), mnist_test.subset(50, seed=1), progress=False)
+    assert spec.name == "mnist/small_cnn/hinge" and 0.0 <= result.clean_accuracy <= 1.0
+
+
 def test_an_interrupted_training_resumes_to_the_same_weights(mnist_test, tmp_path, monkeypatch):
     """A PGD training killed after its 5th step (of 2 epochs x 4) resumes from its checkpoint, mid-epoch and
     with the generator that draws PGD's random starts, and ends bit-identical to one never interrupted."""

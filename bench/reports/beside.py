@@ -12,19 +12,31 @@ import dataclasses
 from bench.errors import ConfigError
 from bench.results.store import Record
 from models.seeds import recipe_tagged, split_recipe
+from models.spec import DEFAULT_ARCH
 
 
 def training_recipe(meta: dict) -> str:
     """A stored model's training recipe as one word: ``fgsm_rs_at`` or ``pgd_at`` when adversarially trained
-    (the method of its ``[training.adversarial]``), ``plain`` otherwise."""
+    (the method of its ``[training.adversarial]``), ``fgsm_rs_clipped_at`` for FGSM-RS from a start clipped to
+    [0, 1] (every FGSM-RS model stored before ``clip_start`` existed), ``plain`` otherwise."""
     adversarial = meta["spec"]["train"].get("adversarial")
-    return f"{adversarial.get('method', 'pgd')}_at" if adversarial else "plain"
+    if not adversarial:
+        return "plain"
+    method = adversarial.get("method", "pgd")
+    return "fgsm_rs_clipped_at" if method == "fgsm_rs" and adversarial.get("clip_start", True) else f"{method}_at"
+
+
+def beside_recipe(meta: dict) -> str:
+    """``training_recipe`` with the network in front where it is not the zoo's default ``cnn``
+    (``small_cnn_fgsm_rs_at``), so one recipe on two networks never gives two models one name."""
+    arch = meta["spec"]["arch"]
+    return training_recipe(meta) if arch == DEFAULT_ARCH else f"{arch}_{training_recipe(meta)}"
 
 
 def named_beside(records: list[Record], metas: list[dict], shown: set[str], store: str) -> list[Record]:
     """``records`` of one store, their models renamed by recipe where ``shown`` (the names already in the report)
     holds their name; ``metas`` are that store's models, which say each recipe."""
-    recipes = {m["key"]: training_recipe(m) for m in metas}
+    recipes = {m["key"]: beside_recipe(m) for m in metas}
     keys = {r.model: r.model_key for r in records} | {r.source: r.config.get("source_key") for r in records if r.source}
     renamed = {}
     for label, key in keys.items():

@@ -22,6 +22,7 @@ from bench.results.paired import HIGHER, LOWER, NONE, WITHIN_SPREAD, Comparison,
 from bench.results.store import Record
 from bench.results.worst_case import ATTACK, Indices, image_indices, worst_case_records
 from models.seeds import recipe_tagged, split_recipe, split_seeded_name
+from models.spec import ARCHS
 
 FGSM = "fgsm"
 ATTACK_TEXT = {ATTACK: "worst-case", FGSM: "FGSM"}
@@ -121,16 +122,36 @@ def what_changes_robustness(records: list[Record], indices: Indices = image_indi
     return render_section(factor_results(records, indices, alpha, factors), alpha)
 
 
+# Recipes that differ in one step, for models of one kind trained by both: (changed, reference, name, change)
+RECIPE_STEPS: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "fgsm_rs_at",
+        "fgsm_rs_clipped_at",
+        "FGSM-RS start",
+        "Taking FGSM-RS's gradient at the random start as drawn (against clipped to [0, 1] first)",
+    ),
+    (
+        "small_cnn_fgsm_rs_at",
+        "fgsm_rs_at",
+        "network under FGSM-RS",
+        "Wong et al.'s small CNN (against the Table I CNN, both FGSM-RS trained)",
+    ),
+)
+
+
 def recipe_factors(labels: set[str]) -> tuple[Factor, ...]:
     """For models named by their training recipe (``O:SOFTMAX:CE+fgsm_rs_at``, a store shown beside the report's
-    own): each factor again among the models of that recipe, and the recipe itself against the report's own
-    model of the same label."""
+    own): each factor again among the models of that recipe, the recipe itself against the report's own model of
+    the same label where both use the same network, and the RECIPE_STEPS between two recipes of one kind."""
     out = []
     for tagged in sorted(labels):
         label, recipe = split_recipe(tagged)
         if recipe is None:
             continue
-        if label in labels:
+        for changed, reference, name, change in RECIPE_STEPS:
+            if recipe == changed and recipe_tagged(label, reference) in labels:
+                out.append(Factor(f"{name} for {label}", tagged, recipe_tagged(label, reference), change))
+        if label in labels and not recipe.startswith(tuple(f"{arch}_" for arch in ARCHS)):
             change = f"Training {label} by {recipe} (against the report's own {label})"
             out.append(Factor(f"training recipe {recipe}", tagged, label, change))
         for f in FACTORS:
