@@ -26,6 +26,7 @@ from bench.errors import ConfigError, StoreError
 from bench.registry import code_fingerprint
 from models.estimator import BenchClassifier
 from models.losses import LOSSES, ModelLoss
+from models.spec import EXTERNAL_KEY_PREFIX
 
 LossLike = str | Callable[..., torch.Tensor] | None
 
@@ -90,7 +91,7 @@ def external_model(
             f"image of shape {input_shape}; "
             f"expected (1, {n_classes}): one score per class, whose argmax is its decision."
         )
-    key = "ext-" + _fingerprint(module, model_loss)
+    key = EXTERNAL_KEY_PREFIX + _fingerprint(module, model_loss)
     origin = origin or f"{type(module).__module__}.{type(module).__qualname__}"
     return ExternalModel(label, module, dataset, model_loss, tuple(input_shape), n_classes, origin, key)
 

@@ -18,6 +18,7 @@ from models.kinds import KINDS, ModelKind, check
 
 ARCHS = Registry[str]("architecture")
 DEFAULT_ARCH = "cnn"
+EXTERNAL_KEY_PREFIX = "ext-"  # store keys of networks evaluated as given (models.external), never a ModelSpec's
 ARCHS.register(DEFAULT_ARCH, "vu2018 Table I CNN", aliases=("table1_cnn",))
 ARCHS.register("small_cnn", "Wong et al. 2020's MNIST CNN (FGSM-RS)", aliases=("wong2020_cnn",))
 ARCHS.register("densenet", "DenseNet-BC", aliases=("densenet_bc",))

@@ -118,3 +118,16 @@ def test_bench_report_beside_names_the_store_and_the_recipe_of_each_model_it_sho
     assert "| O:SOFTMAX:CE+fgsm_rs_clipped_at " in text and "| O:SOFTMAX:CE                    " in text
     assert "#### training recipe fgsm_rs_clipped_at: hinge+fgsm_rs_clipped_at against hinge" in text
     assert "- **hinge+fgsm_rs_clipped_at** (FGSM-RS alpha 0.375" in text
+
+
+def test_a_network_evaluated_as_given_gets_its_line_against_madry_without_a_training_to_explain():
+    from bench.reports.training import _against_madry
+    from bench.results.store import read_records
+
+    records = read_records(ROOT / "reports" / "wong2020" / "mnist" / "store")  # Wong et al.'s released model
+    lines = [line for line in _against_madry([], records, {}) if line.startswith("- **")]
+    pgd = next(r for r in records if r.attack == "pgd" and r.setting == "whitebox_untargeted")
+    assert len(lines) == 1 and lines[0].startswith("- **wong2020_fgsm_rs** (a network evaluated as given")
+    where = "within" if pgd.ci_high >= 0.89 and pgd.ci_low <= 0.92 else "outside"
+    assert f"{pgd.rate:.3f} [{pgd.ci_low:.3f}, {pgd.ci_high:.3f}]" in lines[0] and f"{where} Madry" in lines[0]
+    assert "trained" not in lines[0].split("):", 1)[1]  # no steps or curve to read: nothing said about training

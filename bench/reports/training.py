@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from bench.reports.plots import save_plot  # noqa: E402
+from models.spec import EXTERNAL_KEY_PREFIX  # noqa: E402
 
 VU2018_STEPS = 100_000  # vu2018 section IV-B: "iteration steps (100000 steps)"
 # Madry et al. (2018), "Towards deep learning models resistant to adversarial attacks": their adversarially trained
@@ -112,32 +113,45 @@ def _against_madry(metas: list[dict], records: list, names: dict[str, str]) -> l
     """One generated line per MNIST model with a PGD cell at eps 0.3: its accuracy and interval, whether that
     interval reaches Madry et al.'s region, and what the measurements say about why not: how long it trained,
     whether its training curve was still rising or had levelled off, whether the guard stopped it, and whether the
-    attacks that know the model leave less than PGD on its loss."""
-    low, high = MADRY_MNIST
+    attacks that know the model leave less than PGD on its loss. Networks evaluated as given (``bench evaluate``:
+    no training here to read) get the same line without the why."""
     lines = []
     for m in metas:
         r = _record_at_eps(records, m, "pgd") if m["spec"]["dataset"] == "mnist" else None
-        if r is None:
-            continue
-        worst = _record_at_eps(records, m, "worst_case")
-        where = _where(r)
-        k = r.config.get("params", {}).get("max_iter")
-        lines.append(
-            f"- **{_name(m, names)}** ({recipe(m['spec']['train']['adversarial'])}): PGD"
-            f"{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {_rate(r)} on {r.n} test images, clean "
-            f"{m['clean_accuracy']:.4f}: {where} Madry et al.'s {low:g}-{high:g}"
-            + (_why_below(m) if where == "below" else "")
-            + "."
-            + (_worst_line(worst, r) if worst else "")
-        )
+        if r is not None:
+            how, worst = recipe(m["spec"]["train"]["adversarial"]), _record_at_eps(records, m, "worst_case")
+            lines.append(_madry_line(_name(m, names), how, r, m["clean_accuracy"], worst, lambda m=m: _why_below(m)))
+    given = {r.model_key for r in records if r.model_key.startswith(EXTERNAL_KEY_PREFIX) and r.dataset == "mnist"}
+    for key in sorted(given):
+        r = _record_at_eps(records, {"key": key}, "pgd")
+        if r is not None:
+            worst, how = (
+                _record_at_eps(records, {"key": key}, "worst_case"),
+                "a network evaluated as given, not trained here",
+            )
+            lines.append(_madry_line(r.model, how, r, r.clean_accuracy, worst, lambda: ""))
     if not lines:
         return []
+    low, high = MADRY_MNIST
     head = (
         f"Madry et al. (2018) report about {low:g}-{high:g} for their adversarially trained MNIST model under "
-        f"white-box PGD at eps {MADRY_EPS:g}; each adversarially trained model here, on its own PGD cell at that "
-        "eps (the interval is Wilson's 95%; within means it reaches the region):"
+        f"white-box PGD at eps {MADRY_EPS:g}; each adversarially trained model here (and each network evaluated as "
+        "given), on its own PGD cell at that eps (the interval is Wilson's 95%; within means it reaches the region):"
     )
     return [head, "", *lines, ""]
+
+
+def _madry_line(name: str, how: str, r, clean: float, worst, why) -> str:
+    """A model's line against Madry et al.: ``why()`` is called only when it is below the region."""
+    low, high = MADRY_MNIST
+    where, k = _where(r), r.config.get("params", {}).get("max_iter")
+    return (
+        f"- **{name}** ({how}): PGD{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {_rate(r)} on {r.n} "
+        f"test images, clean {'n/a' if clean is None else f'{clean:.4f}'}: {where} Madry et al.'s {low:g}-{high:g}"
+        + (why() if where == "below" else "")
+        + "."
+        + (_worst_line(worst, r) if worst else "")
+    )
 
 
 def _where(r) -> str:
