@@ -120,7 +120,7 @@ def _against_madry(metas: list[dict], records: list, names: dict[str, str]) -> l
         r = _record_at_eps(records, m, "pgd") if m["spec"]["dataset"] == "mnist" else None
         if r is not None:
             how, worst = recipe(m["spec"]["train"]["adversarial"]), _record_at_eps(records, m, "worst_case")
-            lines.append(_madry_line(_name(m, names), how, r, m["clean_accuracy"], worst, lambda m=m: _why_below(m)))
+            lines.append(_madry_line(_name(m, names), how, r, m["clean_accuracy"], worst, _why_below(m)))
     given = {r.model_key for r in records if r.model_key.startswith(EXTERNAL_KEY_PREFIX) and r.dataset == "mnist"}
     for key in sorted(given):
         r = _record_at_eps(records, {"key": key}, "pgd")
@@ -129,7 +129,7 @@ def _against_madry(metas: list[dict], records: list, names: dict[str, str]) -> l
                 _record_at_eps(records, {"key": key}, "worst_case"),
                 "a network evaluated as given, not trained here",
             )
-            lines.append(_madry_line(r.model, how, r, r.clean_accuracy, worst, lambda: ""))
+            lines.append(_madry_line(r.model, how, r, r.clean_accuracy, worst, why=""))
     if not lines:
         return []
     low, high = MADRY_MNIST
@@ -141,14 +141,14 @@ def _against_madry(metas: list[dict], records: list, names: dict[str, str]) -> l
     return [head, "", *lines, ""]
 
 
-def _madry_line(name: str, how: str, r, clean: float, worst, why) -> str:
-    """A model's line against Madry et al.: ``why()`` is called only when it is below the region."""
+def _madry_line(name: str, how: str, r, clean: float | None, worst, why: str) -> str:
+    """A model's line against Madry et al.; ``why`` (what its training says) is said only when it is below."""
     low, high = MADRY_MNIST
     where, k = _where(r), r.config.get("params", {}).get("max_iter")
     return (
         f"- **{name}** ({how}): PGD{f'-{int(k)}' if k else ''} accuracy at eps {MADRY_EPS:g} {_rate(r)} on {r.n} "
         f"test images, clean {'n/a' if clean is None else f'{clean:.4f}'}: {where} Madry et al.'s {low:g}-{high:g}"
-        + (why() if where == "below" else "")
+        + (why if where == "below" else "")
         + "."
         + (_worst_line(worst, r) if worst else "")
     )
