@@ -35,7 +35,7 @@ def test_committed_cells_keep_their_hashes_and_models_their_keys(dataset, preset
     plan = make_plan(MatrixOptions(dataset=dataset, preset=preset, n_samples=RUN_WITH.get(store, {})))
     planned = {c.hash: c for c in plan.cells}
     stored = [r for r in read_records(store) if r.setting not in ("diagnostics",) and r.attack != "worst_case"]
-    assert len(stored) >= 18  # the smallest committed stores (vu2018_fast*, vu2018_small) hold 18 cells: none read empty
+    assert len(stored) >= 18  # the smallest committed stores (vu2018_fast*, vu2018_small) hold 18 cells
     orphans = [r.name for r in stored if r.cell_hash not in planned]
     assert not orphans, orphans[:5]
     assert all(planned[r.cell_hash].name == r.name for r in stored)
