@@ -18,7 +18,7 @@ def test_unknown_names_exit_2_listing_the_valid_ones():
     assert result.exit_code == 2
     assert "Did you mean 'O:SOFTMAX:CE'?" in result.output
     result = invoke("train", "--dataset", "cifar", "--model", "ce", "--arch", "resnet")
-    assert result.exit_code == 2 and "expected one of: cnn, densenet" in result.output
+    assert result.exit_code == 2 and "expected one of: cnn, small_cnn, densenet" in result.output
 
 
 def test_bad_hyperparameters_are_refused_before_any_training(monkeypatch):
