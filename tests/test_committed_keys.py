@@ -23,6 +23,7 @@ STORES = [
     ("mnist", str(PRESETS / "vu2018_fast_clipped.toml"), REPORTS / "vu2018_fast_clipped" / "mnist" / "store"),
     ("mnist", str(PRESETS / "vu2018_fast.toml"), REPORTS / "vu2018_fast" / "mnist" / "store"),
     ("mnist", str(PRESETS / "vu2018_small.toml"), REPORTS / "vu2018_small" / "mnist" / "store"),
+    ("mnist", str(PRESETS / "vu2018_small_seeds.toml"), REPORTS / "vu2018_small_seeds" / "mnist" / "store"),
 ]
 IDS = [f"{store.parent.relative_to(REPORTS)}-{Path(preset).stem}" for _, preset, store in STORES]
 # Images per cell a store was run with where the preset has since raised them: the Fashion-MNIST paper store ran
