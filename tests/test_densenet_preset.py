@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 import bench
-from bench.errors import BenchError
+from bench.errors import BenchError, ConfigError
 
 
 def test_the_densenet_preset_runs_saito2019_s_tables_and_the_worst_case_attacks_on_densenet_bc_22():
@@ -27,3 +27,17 @@ def test_a_preset_s_densenet_depth_must_be_6n_plus_4(tmp_path):
     preset.write_text('inherit = "densenet"\nname = "deep"\ndensenet_depth = 21\n')
     with pytest.raises(BenchError, match="depth 21 must be 6n"):
         bench.plan_matrix("mnist", preset)
+
+
+def test_a_preset_inherits_through_a_chain_and_a_cycle_is_refused(tmp_path):
+    from bench.matrix.preset import load_preset
+
+    (tmp_path / "b.toml").write_text('inherit = "vu2018_fast"\nname = "b"\narch = "small_cnn"\n')
+    (tmp_path / "a.toml").write_text('inherit = "b.toml"\nname = "a"\ntraining_seeds = [0, 1]\n')
+    a = load_preset(str(tmp_path / "a.toml"))
+    assert (a.name, a.arch, a.training_seeds) == ("a", "small_cnn", (0, 1))
+    assert a.training == load_preset("vu2018_fast").training  # two levels up, as vu2018_small_seeds reads it
+    assert a.groups == load_preset("vu2018").groups
+    (tmp_path / "b.toml").write_text('inherit = "a.toml"\nname = "b"\n')
+    with pytest.raises(ConfigError, match="inherits itself"):
+        load_preset(str(tmp_path / "a.toml"))

@@ -87,14 +87,7 @@ class Preset:
 def load_preset(name_or_path: str) -> Preset:
     """A packaged preset by name (paper, quick) or a TOML file by path; validated here, once, against one schema
     (bench.matrix.preset_schema): an unknown key or a value of the wrong kind is refused naming the file."""
-    data = _read_toml(name_or_path)
-    if "inherit" in data:
-        inherited = _beside(name_or_path, data["inherit"])
-        base = _read_toml(inherited)
-        merged = {**base, **{k: v for k, v in data.items() if k not in ("samples", "params", "inherit")}}
-        merged["samples"] = {**base.get("samples", {}), **data.get("samples", {})}
-        merged["params"] = {**base.get("params", {}), **data.get("params", {})}
-        data = merged
+    data = _inherited(name_or_path, ())
     check_complete(data, name_or_path)
     try:
         preset = Preset(
@@ -120,6 +113,21 @@ def load_preset(name_or_path: str) -> Preset:
         if group.attack not in preset.samples:
             raise ConfigError(f"preset {preset.name!r} gives no sample count for attack {group.attack!r}.")
     return preset
+
+
+def _inherited(name_or_path: str, chain: tuple[str, ...]) -> dict[str, Any]:
+    """A preset file's data over that of the preset it inherits, which may inherit in turn: each file's keys replace
+    its base's whole (a [training] table included), except samples and params, which are merged key by key."""
+    if name_or_path in chain:
+        raise ConfigError(f"preset {name_or_path} inherits itself: {' -> '.join((*chain, name_or_path))}.")
+    data = _read_toml(name_or_path)
+    if "inherit" not in data:
+        return data
+    base = _inherited(_beside(name_or_path, data["inherit"]), (*chain, name_or_path))
+    merged = {**base, **{k: v for k, v in data.items() if k not in ("samples", "params", "inherit")}}
+    merged["samples"] = {**base.get("samples", {}), **data.get("samples", {})}
+    merged["params"] = {**base.get("params", {}), **data.get("params", {})}
+    return merged
 
 
 def _beside(preset: str, inherited: str) -> str:
