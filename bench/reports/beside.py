@@ -12,7 +12,7 @@ import dataclasses
 from bench.errors import ConfigError
 from bench.results.store import Record
 from models.seeds import recipe_tagged, split_recipe
-from models.spec import DEFAULT_ARCH
+from models.spec import DEFAULT_ARCH, AdversarialTraining
 
 
 def training_recipe(meta: dict) -> str:
@@ -22,15 +22,15 @@ def training_recipe(meta: dict) -> str:
     adversarial = meta["spec"]["train"].get("adversarial")
     if not adversarial:
         return "plain"
-    method = adversarial.get("method", "pgd")
-    return "fgsm_rs_clipped_at" if method == "fgsm_rs" and adversarial.get("clip_start", True) else f"{method}_at"
+    stored = AdversarialTraining.from_stored(adversarial)  # the one reading of a missing clip_start
+    return "fgsm_rs_clipped_at" if stored.clip_start else f"{stored.method}_at"
 
 
 def beside_recipe(meta: dict) -> str:
     """``training_recipe`` with the network in front where it is not the zoo's default ``cnn``
     (``small_cnn_fgsm_rs_at``), so one recipe on two networks never gives two models one name."""
-    arch = meta["spec"]["arch"]
-    return training_recipe(meta) if arch == DEFAULT_ARCH else f"{arch}_{training_recipe(meta)}"
+    arch, recipe = meta["spec"]["arch"], training_recipe(meta)
+    return recipe if arch == DEFAULT_ARCH else f"{arch}_{recipe}"
 
 
 def named_beside(records: list[Record], metas: list[dict], shown: set[str], store: str) -> list[Record]:

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from tabulate import tabulate  # noqa: E402
 
 from bench.reports.plots import save_plot  # noqa: E402
-from models.spec import EXTERNAL_KEY_PREFIX  # noqa: E402
+from models.spec import EXTERNAL_KEY_PREFIX, AdversarialTraining  # noqa: E402
 
 VU2018_STEPS = 100_000  # vu2018 section IV-B: "iteration steps (100000 steps)"
 # Madry et al. (2018), "Towards deep learning models resistant to adversarial attacks": their adversarially trained
@@ -42,7 +42,7 @@ def recipe(adv: dict) -> str:
         return f"PGD {pgd}, eps {adv['eps']:g}"
     checks = adv.get("guard_checks", 1)
     guard = f"PGD {pgd}, drop {adv['guard_drop']:g}" + (f", {checks} checks in a row" if checks != 1 else "")
-    start = ", start clipped to [0, 1]" if adv.get("clip_start", True) else ""  # stored before the option: clipped
+    start = ", start clipped to [0, 1]" if AdversarialTraining.from_stored(adv).clip_start else ""
     return f"FGSM-RS alpha {adv['alpha']:g}, eps {adv['eps']:g}{start} (guard: {guard})"
 
 
@@ -123,12 +123,9 @@ def _against_madry(metas: list[dict], records: list, names: dict[str, str]) -> l
             lines.append(_madry_line(_name(m, names), how, r, m["clean_accuracy"], worst, _why_below(m)))
     given = {r.model_key for r in records if r.model_key.startswith(EXTERNAL_KEY_PREFIX) and r.dataset == "mnist"}
     for key in sorted(given):
-        r = _record_at_eps(records, {"key": key}, "pgd")
+        r, worst = (_record_at_eps(records, {"key": key}, attack) for attack in ("pgd", "worst_case"))
         if r is not None:
-            worst, how = (
-                _record_at_eps(records, {"key": key}, "worst_case"),
-                "a network evaluated as given, not trained here",
-            )
+            how = "a network evaluated as given, not trained here"
             lines.append(_madry_line(r.model, how, r, r.clean_accuracy, worst, why=""))
     if not lines:
         return []
