@@ -11,12 +11,12 @@ import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
-from scipy.optimize import fmin_l_bfgs_b
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from attacks_ext._batched_solves import BatchedEvaluations
+from attacks_ext._batched_solves import Solve, run_batched
 from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_numbers, per_image
+from attacks_ext._lbfgsb import lbfgsb_steps
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +32,11 @@ class LBFGSAttack(EvasionAttack):
     time); one that failed has its c lowered. Images that never succeed are returned unchanged.
 
     Each image is its own problem, as in Szegedy et al. (Cleverhans solves a batch as one problem, whose
-    shared line search and curvature pairs make an image's result depend on its batch): each runs in a
-    thread whose function evaluations join those of the other images in one network call
-    (``attacks_ext._batched_solves``), up to ``batch_size`` images at a time, the next image starting
-    when one ends its search. ``batch_sizes`` holds the images per network call of the last ``generate``.
+    shared line search and curvature pairs make an image's result depend on its batch): SciPy's L-BFGS-B
+    routine, stepped by ``attacks_ext._lbfgsb``, takes each image's iterates exactly as ``fmin_l_bfgs_b``
+    would, while the points of up to ``batch_size`` images go to the network in one call
+    (``attacks_ext._batched_solves``), the next image starting when one ends its search. ``batch_sizes``
+    holds the images per network call of the last ``generate``.
 
     Cleverhans writes the trade-off the other way round (its constant multiplies the loss, not the
     distance), so its ``initial_const`` corresponds to 1 / c here.
@@ -95,28 +96,26 @@ class LBFGSAttack(EvasionAttack):
         consts = per_image(self.initial_const, len(x_all), x_all, torch.float64).cpu().numpy()
         images = x_all.cpu().numpy()
         out = images.copy()  # an image that never reaches its target is returned unchanged
-        batches = BatchedEvaluations(partial(self._evaluate, x_all, targets))
         with tqdm(total=len(images), desc="L-BFGS", disable=not self.verbose) as bar:
-            attack = partial(self._attack_image, batches, images, out, bar=bar)
-            jobs = (partial(attack, n, float(consts[n])) for n in range(len(images)))
+            searches = (self._search(images, out, n, float(consts[n]), bar) for n in range(len(images)))
+            evaluate = partial(self._evaluate, x_all, targets)
             # SciPy's OpenBLAS threads spin while torch's threads run the network and the other way round; on
             # 2 cores that tripled the time per call (measured: 4.7x the network's passes, 1.2x with one BLAS thread).
             with threadpool_limits(limits=1, user_api="blas"):
-                batches.run(jobs, width=min(self.batch_size, len(images)))
-        self.batch_sizes = batches.batch_sizes
+                self.batch_sizes = run_batched(searches, evaluate, width=min(self.batch_size, len(images)))
         return out.astype(np.float32)
 
-    def _attack_image(self, batches: BatchedEvaluations, images, out, n: int, const: float, bar) -> None:
+    def _search(self, images, out, n: int, const: float, bar) -> Solve:
         """Image ``n``'s binary search on c: one L-BFGS-B solve per step, from x' = x; writes its best x' to out[n].
 
-        Runs in a solver thread, on NumPy only: the network runs in the thread that called ``generate``."""
+        A generator: it yields each (n, x' flat, c) it needs evaluated and is sent (value, gradient, reached)."""
         x = images[n].astype(np.float64)
         lower, upper, best_l2 = 0.0, math.inf, math.inf
         for step in range(self.binary_search_steps):
-            solution, info = self._solve(batches, n, x, const)
+            solution, info = yield from self._solve(n, x, const)
             x_adv = np.clip(solution, 0.0, 1.0).astype(images.dtype).reshape(x.shape)
             as_float64 = x_adv.astype(np.float64)  # the point as the network sees it, in the solver's dtype
-            success = batches.ask((n, as_float64.ravel(), const))[2]
+            success = (yield (n, as_float64.ravel(), const))[2]
             l2 = float(np.square(as_float64 - x).sum())
             if success and l2 < best_l2:
                 best_l2, out[n] = l2, x_adv
@@ -131,17 +130,17 @@ class LBFGSAttack(EvasionAttack):
             log.debug("L-BFGS image %d step %d: %s after %d iterations", n, step, success, info["nit"])
         bar.update(1)
 
-    def _solve(self, batches: BatchedEvaluations, n: int, x: np.ndarray, const: float) -> tuple[np.ndarray, dict]:
-        """One L-BFGS-B solve of image ``n``'s problem at fixed c, from x' = x, inside [0, 1]."""
-
-        def objective(flat: np.ndarray) -> tuple[float, np.ndarray]:
-            value, gradient, _ = batches.ask((n, flat, const))
-            return value, gradient
-
-        bounds = np.zeros((x.size, 2))
-        bounds[:, 1] = 1.0
-        solution, _, info = fmin_l_bfgs_b(objective, x.ravel(), bounds=bounds, maxiter=self.max_iter)
-        return solution, info
+    def _solve(self, n: int, x: np.ndarray, const: float) -> Solve:
+        """One L-BFGS-B solve of image ``n``'s problem at fixed c, from x' = x, inside [0, 1]: yields (n, x', c)
+        for each point it needs, returns (x', info) as ``fmin_l_bfgs_b`` would."""
+        steps = lbfgsb_steps(x.ravel(), 0.0, 1.0, self.max_iter)
+        point = next(steps)
+        while True:
+            value, gradient, _ = yield (n, point, const)
+            try:
+                point = steps.send((value, gradient))
+            except StopIteration as done:
+                return done.value
 
     def _evaluate(self, x: torch.Tensor, targets: torch.Tensor, items) -> list[tuple[float, np.ndarray, bool]]:
         """For each posted (image n, x' flat, c): c * ||x' - x_n||^2 + L(x', t_n), its gradient in x' (float64,
