@@ -56,6 +56,18 @@ def check_bool(name: str, value: object) -> None:
         raise ValueError(f"{name}={value!r} is not valid; expected True or False.")
 
 
+def check_flags(name: str, value: object) -> None:
+    """``check_bool`` for a flag given for every image or as one flag per image (a 1-D bool array)."""
+    if isinstance(value, (np.ndarray, torch.Tensor)):
+        if value.ndim != 1 or len(value) == 0 or value.dtype not in (np.bool_, torch.bool):
+            raise ValueError(
+                f"{name} given per image must be a 1-D bool array of one flag per image, got {value.dtype} of shape "
+                f"{tuple(value.shape)}."
+            )
+    else:
+        check_bool(name, value)
+
+
 def network_dtype(estimator) -> torch.dtype:
     return next(estimator.model.parameters()).dtype
 
@@ -102,10 +114,11 @@ def in_batches(
     return out.cpu().numpy().astype(np.float32)
 
 
-def margin(scores: torch.Tensor, labels: torch.Tensor, targeted: bool) -> torch.Tensor:
-    """Carlini & Wagner (2017)'s margin, per example: s_t - max_{i != t} s_i (targeted) or max_{i != y} s_i - s_y.
+def margin(scores: torch.Tensor, labels: torch.Tensor, targeted: bool | torch.Tensor) -> torch.Tensor:
+    """Carlini & Wagner (2017)'s margin, per example: s_t - max_{i != t} s_i (targeted) or max_{i != y} s_i - s_y;
+    ``targeted`` for every example or one flag per example.
 
     Positive exactly when the scores' argmax is the target (targeted) or not the label (untargeted)."""
     own = scores.gather(1, labels[:, None]).squeeze(1)
     other = scores.scatter(1, labels[:, None], -math.inf).amax(dim=1)
-    return own - other if targeted else other - own
+    return torch.where(torch.as_tensor(targeted, device=scores.device), own - other, other - own)

@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from attacks_ext._common import (
     as_input,
     check_bool,
+    check_flags,
     check_int,
     check_number,
     check_numbers,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 VIEWS = ("scores", "raw", "codeword")
 TANH_SHRINK = 0.999999  # C&W's code: shrink the box before atanh so that pixels at 0 or 1 can move
 CONST_UNSET = 1e10  # the upper bound of c before any success, as in C&W's code
+Flags = bool | torch.Tensor  # targeted for every example, or one flag per example
 
 
 def class_scores(estimator, x: torch.Tensor, view: str) -> torch.Tensor:
@@ -52,7 +54,7 @@ def class_scores(estimator, x: torch.Tensor, view: str) -> torch.Tensor:
     return -torch.linalg.vector_norm(outputs[:, None, :] - targets[None], dim=-1)
 
 
-def margin_loss(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confidence: float) -> torch.Tensor:
+def margin_loss(scores: torch.Tensor, labels: torch.Tensor, targeted: Flags, confidence: float) -> torch.Tensor:
     """f + confidence, per example: max(max_{i!=t} s_i - s_t + k, 0) targeted, max(s_y - max_{i!=y} s_i + k, 0) not.
 
     The shift by k (as C&W's code writes it) changes no gradient and keeps the loss >= 0 for the abort test.
@@ -60,11 +62,12 @@ def margin_loss(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, conf
     return (confidence - margin(scores, labels, targeted)).clamp_min(0.0)
 
 
-def reached(scores: torch.Tensor, labels: torch.Tensor, targeted: bool, confidence: float) -> torch.Tensor:
+def reached(scores: torch.Tensor, labels: torch.Tensor, targeted: Flags, confidence: float) -> torch.Tensor:
     """C&W's success test on the view's scores: argmax is t with margin k (targeted), or not y with margin k."""
-    shift = -confidence if targeted else confidence
-    top = scores.scatter_add(1, labels[:, None], torch.full_like(scores[:, :1], shift)).argmax(dim=1)
-    return top == labels if targeted else top != labels
+    targeted = torch.as_tensor(targeted, device=scores.device).expand(len(scores))
+    shift = torch.where(targeted, -confidence, confidence).to(scores.dtype)
+    top = scores.scatter_add(1, labels[:, None], shift[:, None]).argmax(dim=1)
+    return torch.where(targeted, top == labels, top != labels)
 
 
 class _Adam:
@@ -134,7 +137,8 @@ class CarliniWagnerL2(EvasionAttack):
         ``BenchClassifier`` (``raw_outputs``, ``target_outputs``). Its network is called directly, so the
         estimator's preprocessing (identity for ``BenchClassifier``) is not applied.
     :param confidence: k >= 0, the margin the target (or another class) must win by.
-    :param targeted: aim at the classes y given to ``generate`` instead of away from them.
+    :param targeted: aim at the classes y given to ``generate`` instead of away from them; or one flag per image
+        (a 1-D bool array as long as x), so that a model's untargeted and targeted crafts run in one call.
     :param learning_rate: Adam's step size (> 0).
     :param binary_search_steps: searches over c per example (>= 1).
     :param max_iter: Adam iterations per binary-search step (>= 1).
@@ -197,14 +201,17 @@ class CarliniWagnerL2(EvasionAttack):
         :param y: target classes (targeted, required) or true classes (untargeted; the model's
             predictions when None), as indices (N,) or one-hot rows (N, K).
         """
-        if self.targeted and y is None:
+        if np.any(self.targeted) and y is None:
             raise ValueError("A targeted attack needs the target classes: pass y to generate().")
         x_all = as_input(x, self.estimator)
         labels = class_labels(self.estimator, x_all, y, self.batch_size)
         consts = per_image(self.initial_const, len(x_all), x_all, torch.float64)
-        return self._attack(x_all, labels, consts).cpu().numpy().astype(np.float32)
+        targeted = per_image(self.targeted, len(x_all), x_all, torch.bool)
+        return self._attack(x_all, labels, consts, targeted).cpu().numpy().astype(np.float32)
 
-    def _attack(self, x: torch.Tensor, labels: torch.Tensor, initial_const: torch.Tensor) -> torch.Tensor:
+    def _attack(
+        self, x: torch.Tensor, labels: torch.Tensor, initial_const: torch.Tensor, targeted: torch.Tensor
+    ) -> torch.Tensor:
         """Each image runs its own binary search over c, and the network sees the first ``batch_size`` images that
         have search steps left: one that ends a step (its loss stalled, or max_iter) starts its next at once, and
         one that ends its last makes room for the next image, so the batch stays full while there is work
@@ -219,7 +226,7 @@ class CarliniWagnerL2(EvasionAttack):
                 rows = (searches.step < self.binary_search_steps).nonzero().squeeze(1)[: self.batch_size]
                 if len(rows) == 0:
                     break
-                ended = self._iterate(x, w0, labels, searches, rows, best_l2, best_x)
+                ended = self._iterate(x, w0, (labels, targeted), searches, rows, best_l2, best_x)
                 searches.end_step(ended)
                 bar.update(int((searches.step[ended] == self.binary_search_steps).sum()))
         log.debug("C&W: %d of %d images succeeded", int(best_l2.isfinite().sum()), len(x))
@@ -229,27 +236,28 @@ class CarliniWagnerL2(EvasionAttack):
         self,
         x: torch.Tensor,
         w0: torch.Tensor,
-        labels: torch.Tensor,
+        aims: tuple[torch.Tensor, torch.Tensor],
         searches: _Searches,
         rows: torch.Tensor,
         best_l2: torch.Tensor,
         best_x: torch.Tensor,
     ) -> torch.Tensor:
         """One Adam iteration of ``rows``, each at its own c and iteration; books successes into ``best_l2`` and
-        ``best_x``; returns the rows whose search step ended."""
+        ``best_x``; returns the rows whose search step ended. ``aims``: every image's label and targeted flag."""
+        labels, targeted = (aim[rows] for aim in aims)
         w = (w0[rows] + searches.modifier[rows]).requires_grad_(True)
         x_adv = (torch.tanh(w) + 1) / 2
         scores = class_scores(self.estimator, x_adv, self.view)
         l2 = (x_adv - x[rows]).pow(2).flatten(1).sum(1)
         const = searches.const[rows].to(x.dtype)
-        loss = l2 + const * margin_loss(scores, labels[rows], self.targeted, self.confidence)
+        loss = l2 + const * margin_loss(scores, labels, targeted, self.confidence)
         going = torch.ones_like(rows, dtype=torch.bool)
         if self.abort_early:  # every max_iter / 10 iterations of its own step, an image's loss must have fallen
             check = searches.iteration[rows] % max(self.max_iter // 10, 1) == 0
             going = ~check | (loss.detach() <= searches.prev[rows] * 0.9999)
             searches.prev[rows[check]] = loss.detach()[check]
         # the image checked is the one before this iteration's step, as in C&W's code
-        success = reached(scores.detach(), labels[rows], self.targeted, self.confidence) & going
+        success = reached(scores.detach(), labels, targeted, self.confidence) & going
         searches.found[rows[success]] = True
         better = success & (l2.detach() < best_l2[rows])
         best_l2[rows[better]] = l2.detach()[better]
@@ -264,7 +272,7 @@ class CarliniWagnerL2(EvasionAttack):
     def _check_params(self) -> None:
         super()._check_params()
         check_number("confidence", self.confidence, 0.0, strict=False)
-        check_bool("targeted", self.targeted)
+        check_flags("targeted", self.targeted)
         check_number("learning_rate", self.learning_rate, 0.0, strict=True)
         check_int("binary_search_steps", self.binary_search_steps, 1)
         check_int("max_iter", self.max_iter, 1)

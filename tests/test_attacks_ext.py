@@ -365,6 +365,8 @@ def test_lbfgs_solves_each_image_alone_while_the_network_sees_full_batches(ce_es
         (lambda est: CarliniWagnerL2(est, view="logits"), "view='logits'"),
         (lambda est: CarliniWagnerL2(est, confidence=-0.5), "confidence=-0.5"),
         (lambda est: CarliniWagnerL2(est, binary_search_steps=0), "binary_search_steps=0"),
+        (lambda est: CarliniWagnerL2(est, targeted=np.array([0.0, 1.0])), "1-D bool array"),
+        (lambda est: CarliniWagnerL2(est, targeted="yes"), "targeted='yes'"),
         (lambda est: CarliniWagnerL2Codeword(est, learning_rate=0.0), "learning_rate=0.0"),
         (lambda est: CarliniWagnerL2Codeword(est, initial_const=float("nan")), "initial_const=nan"),
         (lambda est: LBFGSAttack(est, targeted=False), "targeted=False"),
@@ -385,6 +387,8 @@ def test_set_params_is_checked_and_the_codeword_view_is_fixed(untrained_est):
         attack.set_params(max_iter=0)
     with pytest.raises(ValueError, match="target classes"):
         LBFGSAttack(untrained_est).generate(np.zeros((1, 1, 28, 28), np.float32))
+    with pytest.raises(ValueError, match="target classes"):  # one image targeted is enough to need them
+        CarliniWagnerL2(untrained_est, targeted=np.array([False, True])).generate(np.zeros((2, 1, 28, 28), np.float32))
 
 
 def test_registry_keys():

@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from bench.matrix.craft import Crafter, sample_set
+from bench.attacks import ATTACKS
+from bench.errors import ConfigError
+from bench.matrix.craft import Crafter, labels_for, sample_set
 from bench.matrix.group_run import GroupInputs, run_group
 from bench.matrix.groups import craft_groups
 from bench.matrix.passes import Prices
@@ -53,12 +55,15 @@ def test_the_paper_preset_groups_each_sweep_and_its_transfer_cells():
     cells = expand(preset, "mnist", keys)
     groups = craft_groups(cells)
     assert sorted(c.hash for g in groups for c in g.cells) == sorted(c.hash for c in cells)  # each cell once
-    for group in groups:  # a group's crafts differ in the swept value only
-        assert len({c.value for c in group.crafts}) == len(group.crafts)
+    for group in groups:  # a group's crafts differ in the swept value only, and in targeted or not where CW's
+        assert len({(c.targeted, c.value) for c in group.crafts}) == len(group.crafts)
         assert {c.craft_key for c in group.cells} == {c.craft_key for c in group.crafts}
-    cw = [g for g in groups if g.attack == "cw_l2" and g.craft_model == CE and not g.crafts[0].targeted]
-    assert len(cw) == 1 and [c.value for c in cw[0].crafts] == [0.01, 0.1, 1.0, 10.0] and cw[0].batched
-    assert {c.setting for c in cw[0].cells} >= {"whitebox_untargeted", "transfer"}  # transfer reuses its crafts
+        assert len({c.targeted for c in group.crafts}) == 1 or "targeted" in ATTACKS.get(group.attack).per_image
+    cw = [g for g in groups if g.attack == "cw_l2" and g.craft_model == CE]
+    assert len(cw) == 1 and cw[0].batched  # the untargeted and the targeted sweep: one pool of 8 x 20 images
+    assert [(c.targeted, c.value) for c in cw[0].crafts] == [(t, v) for t in (False, True) for v in (0.01, 0.1, 1, 10)]
+    settings = {c.setting for c in cw[0].cells}  # transfer and tailored cells reuse its crafts
+    assert settings == {"whitebox_untargeted", "whitebox_targeted", "transfer", "tailored"}
     by_attack = {g.attack: g.batched for g in groups if len(g.crafts) > 1}
     assert by_attack["bim"] and by_attack["mim"] and by_attack["cw_l2_codeword"] and by_attack["lbfgs"]
     assert not by_attack["pgd"]  # ART's PGD cannot start at random per-image eps
@@ -72,10 +77,11 @@ def _craft(ce, images, tmp_path, cells, together: bool):
 
 
 def _success(ce, images, cells, crafted) -> list[np.ndarray]:
+    """Per cell and image: the attack reached the target (targeted) or moved the decision off the label."""
     out = []
     for cell in cells:
-        predicted = ce.network(crafted[cell.craft_key].x_adv).argmax(1)
-        out.append((predicted != images.y).numpy())
+        hit = ce.network(crafted[cell.craft_key].x_adv).argmax(1) == labels_for(cell, images)
+        out.append((hit if cell.targeted else ~hit).numpy())
     return out
 
 
@@ -115,6 +121,24 @@ def test_a_batched_sweep_agrees_with_its_cells_one_by_one(ce, images, tmp_path, 
             assert linf.max() <= cell.value + 1e-5
 
 
+def test_untargeted_and_targeted_cw_sweeps_run_in_one_call_and_agree_with_their_cells_one_by_one(ce, images, tmp_path):
+    """CW takes targeted per image: a model's two sweeps are one group and one call of 4 x 40 images, batches of 128
+    (instead of two calls of 80), and each cell gets what it gets alone, aiming where its setting says."""
+    fixed = {"binary_search_steps": 2, "max_iter": 50, "learning_rate": 0.1}
+    cells = [sweep("cw_l2", s, "c", [1.0, 10.0], 40, fixed) for s in ("whitebox_untargeted", "whitebox_targeted")]
+    cells = cells[0] + cells[1]
+    (group,) = craft_groups(cells)
+    assert group.batched and [c.targeted for c in group.crafts] == [False, False, True, True]
+    together, alone = (_craft(ce, images, tmp_path, cells, t) for t in (True, False))
+    assert together[cells[0].craft_key].batch == 128
+    rates = []
+    for a, b in zip(_success(ce, images, cells, together), _success(ce, images, cells, alone), strict=True):
+        assert (a != b).mean() <= 0.05
+        rates.append(a.mean())
+    # image for image as alone, where most images succeed: a craft aimed the wrong way would not agree
+    assert min(rates) >= 0.5, rates
+
+
 def _inputs(ce, images, crafter, spec):
     prices = Prices(ce.network, images.x.repeat(13, 1, 1, 1))
     identity = Workbench(MatrixOptions(dataset="mnist"), {CE: spec}, crafter.cache_dir).identity
@@ -143,3 +167,11 @@ def test_a_group_cut_short_resumes_to_the_same_records(ce, images, tmp_path, att
     if group.batched:  # one call, charged in equal shares (to a pass)
         passes = [r.forward_passes for r in whole.values()]
         assert max(passes) - min(passes) <= 1
+
+
+def test_only_a_family_that_takes_targeted_per_image_is_given_flags(ce):
+    flags = np.array([False, True])
+    with pytest.raises(ConfigError, match="'bim' takes no per-image 'targeted'"):
+        ATTACKS.get("bim").make(ce, {"eps": 0.1}, flags, 8)
+    attack = ATTACKS.get("cw_l2").make(ce, {"c": 1.0}, flags, 8)
+    assert attack.targeted.tolist() == [False, True]

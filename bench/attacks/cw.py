@@ -59,7 +59,7 @@ CW_L2 = AttackFamily(
     steps=ITERATIVE,
     papers=True,
     needs_view="raw",
-    per_image=("c",),
+    per_image=("c", "targeted"),
     origin="bench attacks_ext",
 )
 CW_L2_CODEWORD = AttackFamily(
@@ -77,6 +77,6 @@ CW_L2_CODEWORD = AttackFamily(
     steps=ITERATIVE,
     papers=True,
     needs_view="raw",
-    per_image=("c",),
+    per_image=("c", "targeted"),
     origin="bench attacks_ext",
 )

@@ -66,7 +66,8 @@ class AttackFamily:
     needs_view: str = field(default="scores", kw_only=True)  # which of models.kinds.ModelKind.views it needs
     aliases: tuple[str, ...] = field(default=(), kw_only=True)
     # parameters its code takes as one value per image: a sweep over one of them is crafted in one call over
-    # copies of the images (a craft group, bench.matrix.groups), in full batches instead of one small call per value
+    # copies of the images (a craft group, bench.matrix.groups), in full batches instead of one small call per value;
+    # "targeted" among them: a model's untargeted and targeted sweeps join that one call
     per_image: tuple[str, ...] = field(default=(), kw_only=True)
     origin: str = field(default="user", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>", "user"
 
@@ -110,16 +111,14 @@ class AttackFamily:
         self,
         estimator: Any,
         params: dict[str, Any],
-        targeted: bool,
+        targeted: bool | np.ndarray,
         batch_size: int,
         per_image: dict[str, np.ndarray] | None = None,
     ) -> EvasionAttack:
         """The attack with ``params``; ``per_image`` gives some of them (of ``self.per_image``) one value per image,
-        each value checked as ``params`` are."""
-        if targeted and not self.targeted:
-            raise ConfigError(f"attack {self.name!r} is untargeted only.")
-        if not targeted and not self.untargeted:
-            raise ConfigError(f"attack {self.name!r} is targeted only.")
+        each value checked as ``params`` are. ``targeted`` is one flag per image (a bool array) where the family
+        takes "targeted" per image."""
+        targeted = self._check_targeted(targeted)
         arguments = self.arguments(params)
         for name, values in (per_image or {}).items():
             if name not in self.per_image:
@@ -128,6 +127,20 @@ class AttackFamily:
                 self.arguments({**params, name: value})
             arguments[self.rename.get(name, name)] = np.asarray(values, dtype=np.float64)
         return self.build(estimator, arguments, targeted, batch_size)
+
+    def _check_targeted(self, targeted: bool | np.ndarray) -> bool | np.ndarray:
+        if isinstance(targeted, np.ndarray):
+            if "targeted" not in self.per_image:
+                raise ConfigError(f"attack {self.name!r} takes no per-image 'targeted'; it takes: {self.per_image}.")
+            flags = set(targeted.astype(bool).tolist())
+            targeted = targeted.astype(bool)
+        else:
+            flags = {bool(targeted)}
+        if True in flags and not self.targeted:
+            raise ConfigError(f"attack {self.name!r} is untargeted only.")
+        if False in flags and not self.untargeted:
+            raise ConfigError(f"attack {self.name!r} is targeted only.")
+        return targeted
 
 
 EPS = (0.0, 1.0)

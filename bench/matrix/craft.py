@@ -102,16 +102,19 @@ class Crafter:
         return Crafted(x_adv, time.perf_counter() - start, passes, min(self.batch_size, len(samples.y)))
 
     def _together(self, crafts: Sequence[Cell], estimator, samples: SampleSet, shard: str = "") -> dict[str, Crafted]:
-        """One call over k copies of the images, copy i with the i-th craft's value, each image its own value."""
+        """One call over k copies of the images, copy i with the i-th craft's value (and targeted or not, where the
+        group holds both), each image its own value."""
         k, n, first = len(crafts), len(samples.y), crafts[0]
         values = np.repeat([c.value for c in crafts], n)
+        aims = {c.targeted for c in crafts}
+        targeted = np.repeat([c.targeted for c in crafts], n) if len(aims) > 1 else first.targeted
         x = samples.x.repeat(k, *([1] * (samples.x.dim() - 1)))
         _seed_everything(":".join(sorted(c.craft_key for c in crafts)) + f":{first.seed}" + shard)
         start = time.perf_counter()
         with count_passes(estimator.network) as passes:
             family = ATTACKS.get(first.attack)
-            attack = family.make(estimator, dict(first.params), first.targeted, self.batch_size, {first.param: values})
-            x_adv = _generate(attack, estimator, x, labels_for(first, samples).repeat(k))
+            attack = family.make(estimator, dict(first.params), targeted, self.batch_size, {first.param: values})
+            x_adv = _generate(attack, estimator, x, torch.cat([labels_for(c, samples) for c in crafts]))
         return _shares(crafts, x_adv.split(n), time.perf_counter() - start, passes, min(self.batch_size, k * n))
 
     def _fgsm(self, crafts: Sequence[Cell], estimator, samples: SampleSet) -> dict[str, Crafted]:

@@ -1,14 +1,15 @@
 """Craft groups: the crafts of a matrix that differ only in a swept value, crafted together in full batches.
 
 A craft is what a cell's ``craft_key`` names: one attack with its parameters on one model's images. The crafts
-of a group share the model crafted on, the attack, its fixed parameters, targeted or not, the sample set and
-the seed; they differ in the value of one swept parameter (CW's c, the eps of BIM/MIM/margin PGD, ...). Where
-the attack family takes that parameter per image (``AttackFamily.per_image``), the group is crafted in one call
-over one copy of the images per value, in batches of ``--batch-size`` (20 images x 4 values of c run as one
-batch of 80 instead of four batches of 20); otherwise each value is its own call, as before. FGSM's group
-shares one gradient sign over all its eps. Every cell whose examples come from the group's crafts (white-box,
-transfer from the same source, tailored) belongs to it, so a group is the unit of work of a run: a plain
-value, handed to ``bench.matrix.group_run.run_group`` with the models it needs.
+of a group share the model crafted on, the attack, its fixed parameters, targeted or not (unless the attack takes
+that per image, as CW-L2 does), the sample set and the seed; they differ in the value of one swept parameter (CW's
+c, the eps of BIM/MIM/margin PGD, ...). Where the attack family takes that parameter per image
+(``AttackFamily.per_image``), the group is crafted in one call over one copy of the images per value, in batches of
+``--batch-size`` (20 images x 4 values of c x untargeted and targeted run as one pool of 160, batches of 128,
+instead of eight batches of 20); otherwise each value is its own call, as before. FGSM's group shares one gradient
+sign over all its eps. Every cell whose examples come from the group's crafts (white-box, transfer from the same
+source, tailored) belongs to it, so a group is the unit of work of a run: a plain value, handed to
+``bench.matrix.group_run.run_group`` with the models it needs.
 """
 
 from __future__ import annotations
@@ -70,15 +71,18 @@ class CraftGroup:
         return sum(family.cost({**family.defaults, **dict(c.params)}) * n for c in self.crafts)
 
     def describe(self) -> str:
-        values = ", ".join(f"{c.value:g}" for c in self.crafts)
+        mixed = len({c.targeted for c in self.crafts}) > 1
+        values = ", ".join(("targeted " if mixed and c.targeted else "") + f"{c.value:g}" for c in self.crafts)
         how = "one call" if self.batched else f"{len(self.crafts)} calls"
         return f"{self.attack} on {self.craft_model} [{self.param}={values}] ({how}, {len(self.cells)} cells)"
 
 
 def _group_key(cell: Cell) -> str:
-    """What the crafts of one group share: the craft key without the swept value."""
+    """What the crafts of one group share: the craft key without the swept value, and without targeted or not where
+    the family takes that per image (a model's untargeted and targeted CW sweeps fill one call's batches)."""
     fixed = {k: v for k, v in cell.params if k != cell.param}
-    shared = [cell.craft_model_key, cell.attack, cell.attack_code, cell.targeted, cell.n_samples, cell.seed, cell.shard]
+    aim = None if "targeted" in ATTACKS.get(cell.attack).per_image else cell.targeted
+    shared = [cell.craft_model_key, cell.attack, cell.attack_code, aim, cell.n_samples, cell.seed, cell.shard]
     return json.dumps([*shared, cell.dataset, cell.param, sorted(fixed.items())])
 
 
@@ -92,5 +96,6 @@ def craft_groups(cells: list[Cell]) -> list[CraftGroup]:
         group = group_of_craft.setdefault(cell.craft_key, _group_key(cell))
         crafts.setdefault(group, {}).setdefault(cell.craft_key, cell)
         members.setdefault(group, []).append(cell)
-    groups = [CraftGroup(tuple(sorted(crafts[g].values(), key=lambda c: c.value)), tuple(members[g])) for g in crafts]
+    in_order = lambda c: (c.targeted, c.value)  # noqa: E731 - untargeted first, then by swept value
+    groups = [CraftGroup(tuple(sorted(crafts[g].values(), key=in_order)), tuple(members[g])) for g in crafts]
     return sorted(groups, key=lambda g: (g.attack, g.craft_model, g.crafts[0].targeted, g.crafts[0].value))
