@@ -193,6 +193,7 @@ class CarliniWagnerL2(EvasionAttack):
         self.batch_size = batch_size
         self.verbose = verbose
         self.view = view
+        self.batch_sizes: list[int] = []  # images per network call of the last generate: what the network saw
         self._check_params()
 
     def generate(self, x: np.ndarray, y: np.ndarray | None = None, **kwargs) -> np.ndarray:
@@ -221,11 +222,13 @@ class CarliniWagnerL2(EvasionAttack):
         searches = _Searches(x, initial_const, self.learning_rate)
         best_l2 = torch.full((len(x),), math.inf, device=x.device, dtype=x.dtype)
         best_x = x.clone()
+        self.batch_sizes = []
         with tqdm(total=len(x), desc="C&W L2", disable=not self.verbose) as bar:
             while True:
                 rows = (searches.step < self.binary_search_steps).nonzero().squeeze(1)[: self.batch_size]
                 if len(rows) == 0:
                     break
+                self.batch_sizes.append(len(rows))
                 ended = self._iterate(x, w0, (labels, targeted), searches, rows, best_l2, best_x)
                 searches.end_step(ended)
                 bar.update(int((searches.step[ended] == self.binary_search_steps).sum()))

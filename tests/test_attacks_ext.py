@@ -257,9 +257,11 @@ def test_cw_keeps_its_batch_full_while_images_have_work_left(ce_est, mnist_small
             alone.append(attack.generate(x[i : i + 1], y[i : i + 1]))
             work_alone += len(rows_seen)
         rows_seen.clear()
-        together = CarliniWagnerL2(ce_est, initial_const=consts, batch_size=2, **params).generate(x, y)
+        pooled = CarliniWagnerL2(ce_est, initial_const=consts, batch_size=2, **params)
+        together = pooled.generate(x, y)
     finally:
         hook.remove()
+    assert pooled.batch_sizes == rows_seen  # what the attack says the network saw
     assert rows_seen[0] == 2 and all(a >= b for a, b in zip(rows_seen, rows_seen[1:], strict=False)), rows_seen
     assert sum(rows_seen) == work_alone
     np.testing.assert_allclose(together, np.concatenate(alone), atol=1e-4)
