@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from bench.analyses import cost_model as cm
 from bench.cli import main
+from bench.matrix.measured import measured_passes
 from bench.results.store import read_records
 
 ROOT = Path(__file__).parent.parent
@@ -29,7 +30,7 @@ def store(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def inputs(store):
-    measured = cm.measured_passes(read_records(store))
+    measured = measured_passes(read_records(store))
     return measured, {"mnist": cm.paper_groups("mnist", measured)}, cm.vu2018_training()
 
 
@@ -128,7 +129,7 @@ def test_bad_values_named(args, named):
 def test_docs_hold_the_table_of_now(inputs, store):
     """docs/cost-model.md was written by the command, from these numbers: its table is the one they make."""
     _, _, training = inputs
-    measured = cm.measured_passes(read_records(store))
+    measured = measured_passes(read_records(store))
     matrices = {d: cm.paper_groups(d, measured) for d in cm.DATASETS}
     defaults = cm.default_throughput()
     a = cm.Assumptions(throughput={k: v[0] for k, v in defaults.items()})

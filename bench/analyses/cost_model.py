@@ -15,13 +15,13 @@
 from __future__ import annotations
 
 import heapq
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.attacks import ATTACKS
 from bench.errors import ConfigError
+from bench.matrix.measured import craft_identity
 
 DATASETS = {"mnist": ("MNIST", (1, 28, 28)), "cifar10": ("CIFAR-10", (3, 32, 32))}
 TRAINING = "vu2018"  # the throughput key of vu2018's training (its Table I CNN at 28x28x1)
@@ -155,25 +155,6 @@ def cost_table(matrices: dict[str, list[GroupWork]], training: TrainingWork, a: 
         _row("all of the above together", sum(r.cells for r in rows), everything, sum(r.pairs for r in rows), a)
     )
     return rows
-
-
-def craft_identity(craft_model: str, attack: str, params: dict[str, Any], targeted: bool) -> str:
-    """What makes two crafts the same work whatever their image count: model crafted on, attack, parameters."""
-    return json.dumps([craft_model, attack, sorted((k, float(v)) for k, v in params.items()), bool(targeted)])
-
-
-def measured_passes(records) -> dict[str, tuple[float, float]]:
-    """Craft identity -> (forward, backward) passes per image, from a store's finished attack records. A craft
-    whose records disagree (several runs) keeps the largest count."""
-    found: dict[str, tuple[float, float]] = {}
-    for r in records:
-        config = r.config
-        if r.status != "ok" or not r.n or r.forward_passes is None or "params" not in config:
-            continue
-        key = craft_identity(config.get("source") or r.model, r.attack, config["params"], config["targeted"])
-        per_image = (r.forward_passes / r.n, (r.backward_passes or 0) / r.n)
-        found[key] = max(found.get(key, per_image), per_image)
-    return found
 
 
 def group_work(group, measured: dict[str, tuple[float, float]]) -> GroupWork:

@@ -113,6 +113,7 @@ def cost_model(
 ) -> None:
     """The papers' full runs on 1, 8 and 64 GPUs: a table from measured passes and an assumed throughput."""
     from bench.analyses import cost_model as cm
+    from bench.matrix.measured import measured_passes
     from bench.results.store import read_records, store_file
 
     given = _throughput(throughput, cm.THROUGHPUT_KEYS)
@@ -129,7 +130,7 @@ def cost_model(
     )
     cm.check(a)  # before the store is read
     store_file(store)  # refuses a path without a results store, naming it
-    measured = cm.measured_passes(read_records(store))
+    measured = measured_passes(read_records(store))
     matrices = {dataset: cm.paper_groups(dataset, measured) for dataset in cm.DATASETS}
     training = cm.vu2018_training()
     rows = cm.cost_table(matrices, training, a)
