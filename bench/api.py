@@ -103,16 +103,19 @@ def estimate_matrix(
     preset: str | Path = "paper",
     *,
     out: str | Path | None = None,
+    passes_from: Iterable[str | Path] = (),
     plugins: Iterable[str] = (),
     **options: Any,
 ):
     """The cost ``bench matrix --dry-run`` prints: training of the models the store lacks and the crafts of the
-    cells not yet under ``out``, from throughput measured here. Returns a ``bench.matrix.estimate.Estimate``
-    (``.seconds``, ``.training`` and ``.attacks`` by name, ``.describe()``)."""
+    cells not yet under ``out``, from throughput measured here, each craft priced by the passes per image that
+    store or one of ``passes_from`` (``--passes-from``) measured for it, else by its family's bound. Returns a
+    ``bench.matrix.estimate.Estimate`` (``.seconds``, ``.training`` and ``.attacks`` by name, ``.describe()``)."""
     from bench.matrix.execute import estimate_run
 
     opts = _options(dataset, str(preset), plugins, **options)
-    return estimate_run(make_plan(opts), opts, Path(out) if out is not None else None)
+    given = [Path(p) for p in passes_from]
+    return estimate_run(make_plan(opts), opts, Path(out) if out is not None else None, given)
 
 
 def evaluate(

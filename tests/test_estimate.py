@@ -3,9 +3,22 @@ Its accuracy against a measured run is a benchmark (benchmarks/test_estimate.py)
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
 import bench
+from bench.cli import main
+from bench.matrix.estimate import _group_seconds
 from bench.matrix.groups import craft_groups
+from bench.matrix.measured import measured_for, measured_passes
+from bench.matrix.passes import Throughput
+from bench.results.store import read_records
 from tests.conftest import preset_text
+
+ROOT = Path(__file__).parent.parent
 
 PRESET = preset_text(
     "tiny-estimate",
@@ -49,3 +62,39 @@ def test_models_missing_from_the_store_are_priced_to_train(tmp_path):
     doubled = bench.estimate_matrix("mnist", longer, out=tmp_path / "results", progress=False)
     ratio = sum(doubled.training.values()) / sum(estimate.training.values())
     assert 1.2 < ratio < 3.5  # twice the epochs: about twice the time (each estimate measures its own step time)
+
+
+class _FixedPrices:
+    """A price per pass that does not depend on the clock, so that the pricing rule itself is what is tested."""
+
+    def at(self, label: str, batch: int) -> Throughput:
+        return Throughput(forward_s=1e-3, backward_s=2e-3, batch_size=batch)
+
+
+def test_crafts_are_priced_by_the_passes_a_store_measured_else_by_their_bound():
+    measured = measured_passes(read_records(ROOT / "reports/mnist/store"))  # a real run's store
+    groups = [g for g in craft_groups(bench.plan_matrix("mnist", "paper").cells) if g.attack in ("lbfgs", "cw_l2")]
+    assert groups
+    for group in groups:
+        n = group.crafts[0].n_samples
+        seconds, found = _group_seconds(group, 128, _FixedPrices(), measured)
+        assert found == len(group.crafts)  # every craft of the paper preset is in its committed store
+        stored = [measured_for(measured, c) for c in group.crafts]
+        assert seconds == pytest.approx(n * sum(f * 1e-3 + b * 2e-3 for f, b in stored))
+        bound, none_found = _group_seconds(group, 128, _FixedPrices(), {})
+        assert none_found == 0 and bound == pytest.approx(group.passes * 3e-3)
+        assert seconds < bound  # these attacks stop an image at its first success: the bound overstates them
+
+
+def test_the_dry_run_reads_passes_from_a_store_and_refuses_a_path_without_one(tmp_path):
+    args = ["matrix", "--dataset", "mnist", "--models", "O:SOFTMAX:CE", "--attacks", "lbfgs", "--out", str(tmp_path)]
+    printed = CliRunner().invoke(main, [*args, "--dry-run", "--passes-from", str(ROOT / "reports/mnist/store")])
+    assert printed.exit_code == 0, printed.output
+    every = re.search(r"passes per image: (\d+) of (\d+) crafts as measured in (\S+)", printed.output)
+    assert every and every[1] == every[2] != "0" and "reports/mnist/store" in every[3]
+    bare = CliRunner().invoke(main, [*args, "--dry-run"])  # an empty results store: every craft at its bound
+    assert f"{every[2]} crafts at their family's bound" in bare.output and "as measured" not in bare.output
+    missing = CliRunner().invoke(main, [*args, "--dry-run", "--passes-from", str(tmp_path / "nowhere")])
+    assert missing.exit_code != 0 and "nowhere" in str(missing.exception or missing.output)
+    not_dry = CliRunner().invoke(main, [*args, "--passes-from", str(ROOT / "reports/mnist/store")])
+    assert not_dry.exit_code == 2 and "--dry-run" in not_dry.output

@@ -19,9 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.attacks import ATTACKS
 from bench.errors import ConfigError
-from bench.matrix.measured import craft_identity
+from bench.matrix.measured import measured_for
 
 DATASETS = {"mnist": ("MNIST", (1, 28, 28)), "cifar10": ("CIFAR-10", (3, 32, 32))}
 TRAINING = "vu2018"  # the throughput key of vu2018's training (its Table I CNN at 28x28x1)
@@ -160,17 +159,12 @@ def cost_table(matrices: dict[str, list[GroupWork]], training: TrainingWork, a: 
 def group_work(group, measured: dict[str, tuple[float, float]]) -> GroupWork:
     """A craft group's passes per image: each craft's as measured, else its family's bound; plus one forward
     pass per image for each cell scored on crafts made for another (transfer, tailored)."""
-    family = ATTACKS.get(group.attack)
     forward = backward = 0.0
     found = 0
     for craft in group.crafts:
-        params = dict(craft.params)
-        key = craft_identity(craft.craft_model, craft.attack, params, craft.targeted)
-        if key in measured:
-            f, b = measured[key]
-            found += 1
-        else:  # FGSM's sweep shares one gradient (CraftGroup.passes)
-            f = b = 1 / len(group.crafts) if group.attack == "fgsm" else family.cost({**family.defaults, **params})
+        seen = measured_for(measured, craft)
+        f, b = seen or (group.bound(craft), group.bound(craft))
+        found += seen is not None
         forward, backward = forward + f, backward + b
     forward += len(group.cells) - len(group.crafts)
     return GroupWork(group.describe(), group.attack, len(group.crafts), len(group.cells), forward, backward, found)

@@ -105,6 +105,14 @@ def _parse_seeds(text: str | None) -> tuple[int, ...] | None:
 @click.option("--batch-size", type=click.IntRange(1), default=128, show_default=True, help="Attack batch size.")
 @click.option("--dry-run", is_flag=True, help="Print the plan and its estimated cost; run nothing.")
 @click.option(
+    "--passes-from",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="With --dry-run: price each craft by the passes per image this results store (a folder or its "
+    ".sqlite; repeatable) measured for the same model, attack and parameters, instead of the family's upper bound "
+    "(e.g. reports/mnist/store for the paper preset). The run's own store is always read.",
+)
+@click.option(
     "--out",
     type=click.Path(path_type=Path),
     default=None,
@@ -129,6 +137,7 @@ def matrix(
     transfer_matrix,
     batch_size,
     dry_run,
+    passes_from,
     out,
     reports_dir,
     data_dir,
@@ -143,6 +152,8 @@ def matrix(
     from bench.reports.dataset import write_report
 
     check_device(device)
+    if passes_from and not dry_run:
+        raise click.UsageError("--passes-from prices the --dry-run estimate; give it with --dry-run.")
     options = MatrixOptions(
         dataset=dataset,
         preset=preset,
@@ -163,7 +174,7 @@ def matrix(
     )
     plan = make_plan(options)
     _check_store(results_dir(out))
-    click.echo(describe_plan(plan, options, estimate=dry_run, out=out))
+    click.echo(describe_plan(plan, options, estimate=dry_run, out=out, passes_from=passes_from))
     if dry_run:
         if options.dask and options.dask.cluster == "slurm":
             from bench.matrix.cluster import slurm_job_script

@@ -3,10 +3,11 @@ the crafts of the cells not in the results store, from throughput measured here 
 
 - Training: a training step (forward, loss, backward, Adam) timed on an untrained network of each architecture at
   its training batch size, times epochs x images; adversarial training adds its PGD passes per image.
-- Attacks: per craft group (``bench.matrix.groups``), each family's passes per image (``AttackFamily.cost``, in
-  forward+backward pairs; an upper bound for attacks that stop an image at its first success, which CW, L-BFGS
-  and margin PGD do), priced at the throughput of the batch the group will run with. The time of a pass does
-  not depend on the weights, so an untrained network prices it.
+- Attacks: per craft group (``bench.matrix.groups``), each craft's passes per image as a results store measured
+  them (the run's own store, and any given with ``--passes-from``: ``bench.matrix.measured``), else its family's
+  bound (``AttackFamily.cost``, in forward+backward pairs; an upper bound for attacks that stop an image at its
+  first success, which CW, L-BFGS and margin PGD do), priced at the throughput of the batch the group will run
+  with. The time of a pass does not depend on the weights, so an untrained network prices it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import torch
 
 from bench.data.datasets import dataset_info
 from bench.matrix.groups import CraftGroup, craft_groups
-from bench.matrix.passes import BEST_BATCHES, Prices
+from bench.matrix.measured import measured_for
+from bench.matrix.passes import BEST_BATCHES, Prices, Throughput
 from bench.matrix.plan import Cell
 
 
@@ -30,6 +32,8 @@ class Estimate:
     attacks: dict[str, float] = field(default_factory=dict)  # attack -> seconds of crafting
     crafts: int = 0
     groups: int = 0
+    crafts_measured: int = 0  # crafts priced by the passes a store measured, not by their family's bound
+    measured_from: tuple[str, ...] = ()  # those stores
     took: float = 0.0  # seconds the estimate itself took
 
     @property
@@ -44,10 +48,17 @@ class Estimate:
         ]
         top = sorted(self.attacks.items(), key=lambda kv: -kv[1])
         lines.append("  by attack: " + ", ".join(f"{a} {_minutes(s)}" for a, s in top))
-        lines.append(
-            "  passes per image are upper bounds for attacks that stop an image at its first success "
-            "(CW, L-BFGS, margin PGD): those run shorter"
-        )
+        if self.crafts_measured:
+            lines.append(
+                f"  passes per image: {self.crafts_measured} of {self.crafts} crafts as measured in "
+                f"{', '.join(self.measured_from)}"
+            )
+        if self.crafts_measured < self.crafts:
+            lines.append(
+                f"  {self.crafts - self.crafts_measured} crafts at their family's bound on passes per image, an upper "
+                "bound for attacks that stop an image at its first success (CW, L-BFGS, margin PGD): those run "
+                "shorter; --passes-from STORE prices each craft as that store's run measured it"
+            )
         return "\n".join(lines)
 
 
@@ -56,9 +67,15 @@ def _minutes(seconds: float) -> str:
 
 
 def estimate(
-    plan, todo: list[Cell], missing_models: list[str], batch_size: int, codebook_key: str | None = None
+    plan,
+    todo: list[Cell],
+    missing_models: list[str],
+    batch_size: int,
+    codebook_key: str | None = None,
+    measured: dict[str, tuple[float, float]] | None = None,
 ) -> Estimate:
-    """The cost of crafting ``todo`` (cells not yet in the results store) and training ``missing_models``."""
+    """The cost of crafting ``todo`` (cells not yet in the results store) and training ``missing_models``;
+    ``measured``: passes per image by craft (``bench.matrix.measured.measured_passes``), where a store has them."""
     start = time.perf_counter()
     info = dataset_info(plan.dataset)
     result = Estimate()
@@ -69,17 +86,28 @@ def estimate(
     groups = craft_groups(todo)
     result.groups, result.attacks = len(groups), defaultdict(float)
     for group in groups:
+        seconds, found = _group_seconds(group, batch_size, prices, measured or {})
         result.crafts += len(group.crafts)
-        result.attacks[group.attack] += _group_seconds(group, batch_size, prices)
+        result.crafts_measured += found
+        result.attacks[group.attack] += seconds
     result.attacks = dict(result.attacks)
     result.took = time.perf_counter() - start
     return result
 
 
-def _group_seconds(group: CraftGroup, batch_size: int, prices: _Prices) -> float:
+def _group_seconds(group: CraftGroup, batch_size: int, prices: _Prices, measured: dict) -> tuple[float, int]:
+    """Seconds of a group's crafts at the batch it will run with, and how many of them were priced by the passes
+    a store measured (the others by their family's bound)."""
     n = group.crafts[0].n_samples
     batch = min(batch_size, n * len(group.crafts)) if group.batched else min(batch_size, n)
-    return group.passes * prices.per_image(group.craft_model, batch)
+    price = prices.at(group.craft_model, batch)
+    seconds, found = 0.0, 0
+    for craft in group.crafts:
+        seen = measured_for(measured, craft)
+        forward, backward = seen or (group.bound(craft), group.bound(craft))
+        seconds += n * (forward * price.forward_s + backward * price.backward_s)
+        found += seen is not None
+    return seconds, found
 
 
 def _training_seconds(label: str, spec, info, prices: _Prices) -> float:
@@ -119,13 +147,17 @@ class _Prices:
                 self._networks[family] = build_network(spec, self.info.shape, self.info.n_classes, self.codebook_key)
         return self._networks[family]
 
-    def per_image(self, label: str, batch: int) -> float:
-        """Seconds of one forward and one backward pass to the input, per image, at ``batch``."""
+    def at(self, label: str, batch: int) -> Throughput:
+        """Seconds per image of a forward pass, and of a backward pass to the input, at ``batch``."""
         family = self._family(label)
         if family not in self._prices:
             images = torch.rand(self.largest, *self.info.shape)  # the largest batch asked; only the time counts
             self._prices[family] = Prices(self.network(label), images, rounds=1)
-        return self._prices[family].at(batch).per_image
+        return self._prices[family].at(batch)
+
+    def per_image(self, label: str, batch: int) -> float:
+        """Seconds of one forward and one backward pass to the input, per image, at ``batch``."""
+        return self.at(label, batch).per_image
 
     def train_step(self, label: str, batch: int) -> float:
         """Seconds per image of a training step (forward, loss, backward to the weights, Adam) at ``batch`` for the

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -23,7 +23,9 @@ def results_store(out: Path | None) -> ResultsStore:
     return ResultsStore(results_dir(out) / "results.sqlite")
 
 
-def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool, out: Path | None = None) -> str:
+def describe_plan(
+    plan: Plan, options: MatrixOptions, estimate: bool, out: Path | None = None, passes_from: Sequence[Path] = ()
+) -> str:
     cells = plan.cells
     per = Counter((c.setting, c.attack) for c in cells)
     samples = {c.attack: c.n_samples for c in cells}
@@ -42,27 +44,34 @@ def describe_plan(plan: Plan, options: MatrixOptions, estimate: bool, out: Path 
             "(one loss gradient per image) and the worst case per model and eps, derived from the others"
         )
     if estimate:
-        lines.append(estimate_run(plan, options, out).describe())
+        lines.append(estimate_run(plan, options, out, passes_from).describe())
     return "\n".join(lines)
 
 
-def estimate_run(plan: Plan, options: MatrixOptions, out: Path | None = None):
+def estimate_run(plan: Plan, options: MatrixOptions, out: Path | None = None, passes_from: Sequence[Path] = ()):
     """What running ``plan`` into the results under ``out`` will cost here: the cells not yet finished there, and
-    the training of the models they need that the model store lacks (``bench.matrix.estimate``)."""
+    the training of the models they need that the model store lacks (``bench.matrix.estimate``). Crafts are priced
+    by the passes per image that store, or a store in ``passes_from``, measured for them, where one did."""
     from bench.matrix.estimate import estimate
-    from bench.results.store import read_records
+    from bench.matrix.measured import measured_passes
+    from bench.results.store import read_records, store_file
     from models.spec import ModelSpec
     from models.store import ModelStore
 
     folder = results_dir(out)
     stored = folder / "results.sqlite"
-    finished = {r.cell_hash for r in read_records(stored) if r.status == "ok"} if stored.is_file() else set()
+    records = read_records(stored) if stored.is_file() else []
+    finished = {r.cell_hash for r in records if r.status == "ok"}
+    given = [store_file(p) for p in passes_from]  # refuses a path without a results store, naming it
+    measured = measured_passes([*records, *(r for path in given for r in read_records(path))])
     todo = [c for c in plan.cells if c.hash not in finished]
     models = ModelStore()
     missing = [
         m for m in sorted(models_needed(todo)) if isinstance(plan.specs[m], ModelSpec) and not models.has(plan.specs[m])
     ]
-    return estimate(plan, todo, missing, options.batch_size, options.codebook_key)
+    result = estimate(plan, todo, missing, options.batch_size, options.codebook_key, measured)
+    result.measured_from = tuple(str(p) for p in [*([stored] if records else []), *given])
+    return result
 
 
 def execute(plan: Plan, options: MatrixOptions, out: Path | None) -> tuple[RunSummary, ResultsStore]:

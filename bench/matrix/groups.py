@@ -64,11 +64,14 @@ class CraftGroup:
     def passes(self) -> float:
         """Gradient passes the group's crafts take at most (``AttackFamily.cost``): what orders the work, longest
         first, so that a distributed run does not end on one long group while the other workers wait."""
-        family = ATTACKS.get(self.attack)
-        n = self.crafts[0].n_samples
+        return sum(self.bound(c) for c in self.crafts) * self.crafts[0].n_samples
+
+    def bound(self, craft: Cell) -> float:
+        """Gradient passes per image that one of the group's crafts takes at most (``AttackFamily.cost``)."""
         if self.attack == "fgsm":
-            return float(n)  # one gradient for the sweep
-        return sum(family.cost({**family.defaults, **dict(c.params)}) * n for c in self.crafts)
+            return 1 / len(self.crafts)  # one gradient for the sweep, shared by its crafts
+        family = ATTACKS.get(self.attack)
+        return family.cost({**family.defaults, **dict(craft.params)})
 
     def describe(self) -> str:
         mixed = len({c.targeted for c in self.crafts}) > 1

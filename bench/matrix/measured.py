@@ -25,3 +25,7 @@ def measured_passes(records) -> dict[str, tuple[float, float]]:
         found[key] = max(found.get(key, per_image), per_image)
     return found
 
+
+def measured_for(measured: dict[str, tuple[float, float]], craft) -> tuple[float, float] | None:
+    """The (forward, backward) passes per image measured for a craft (a plan's ``Cell``), or None."""
+    return measured.get(craft_identity(craft.craft_model, craft.attack, dict(craft.params), craft.targeted))
