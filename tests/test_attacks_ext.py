@@ -317,6 +317,7 @@ def test_lbfgs_lowers_its_distance_weight_tenfold_until_a_first_success(ce_est, 
     """Paper c = 0.01 is our 100 on the distance: failures must walk it down by 10x (not halve it), as Cleverhans
     raises its constant on the loss, so that five steps reach the paper's whole range."""
     x, y = images(mnist_small, 4)
+
     def never_moves(self, n, x_n, const):  # never the target
         return x_n.ravel().copy(), {"nit": 0}
         yield
