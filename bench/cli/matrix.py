@@ -176,16 +176,19 @@ def matrix(
     _check_store(results_dir(out))
     click.echo(describe_plan(plan, options, estimate=dry_run, out=out, passes_from=passes_from))
     if dry_run:
-        if options.dask and options.dask.cluster == "slurm":
-            from bench.matrix.cluster import slurm_job_script
-
-            jobs = options.dask.jobs
-            click.echo(f"the job script of each of the {jobs} SLURM jobs:\n" + slurm_job_script(options.dask))
+        _echo_slurm_script(options.dask)
         return
     summary, _ = execute(plan, options, out)
-    dataset = plan.dataset
-    click.echo(_summary_text(summary, write_report(dataset, results_dir(out), reports_dir, out)))
+    click.echo(_summary_text(summary, write_report(plan.dataset, results_dir(out), reports_dir, out)))
     fail_on_failed_cells(summary.failed, summary.done + len(summary.failed))
+
+
+def _echo_slurm_script(dask) -> None:
+    """Under --cluster slurm, the job script each SLURM job would run (what a dry run shows of it)."""
+    if dask and dask.cluster == "slurm":
+        from bench.matrix.cluster import slurm_job_script
+
+        click.echo(f"the job script of each of the {dask.jobs} SLURM jobs:\n" + slurm_job_script(dask))
 
 
 @click.command()
