@@ -13,7 +13,7 @@ import bench
 from bench.cli import main
 from bench.matrix.estimate import _group_seconds
 from bench.matrix.groups import craft_groups
-from bench.matrix.measured import measured_for, measured_passes
+from bench.matrix.measured import craft_identity, measured_passes
 from bench.matrix.passes import Throughput
 from bench.results.store import read_records
 from tests.conftest import preset_text
@@ -79,7 +79,7 @@ def test_crafts_are_priced_by_the_passes_a_store_measured_else_by_their_bound():
         n = group.crafts[0].n_samples
         seconds, found = _group_seconds(group, 128, _FixedPrices(), measured)
         assert found == len(group.crafts)  # every craft of the paper preset is in its committed store
-        stored = [measured_for(measured, c) for c in group.crafts]
+        stored = [measured[craft_identity(c.craft_model, c.attack, dict(c.params), c.targeted)] for c in group.crafts]
         assert seconds == pytest.approx(n * sum(f * 1e-3 + b * 2e-3 for f, b in stored))
         bound, none_found = _group_seconds(group, 128, _FixedPrices(), {})
         assert none_found == 0 and bound == pytest.approx(group.passes * 3e-3)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.errors import ConfigError
-from bench.matrix.measured import measured_for
+from bench.matrix.measured import craft_passes
 
 DATASETS = {"mnist": ("MNIST", (1, 28, 28)), "cifar10": ("CIFAR-10", (3, 32, 32))}
 TRAINING = "vu2018"  # the throughput key of vu2018's training (its Table I CNN at 28x28x1)
@@ -159,14 +159,10 @@ def cost_table(matrices: dict[str, list[GroupWork]], training: TrainingWork, a: 
 def group_work(group, measured: dict[str, tuple[float, float]]) -> GroupWork:
     """A craft group's passes per image: each craft's as measured, else its family's bound; plus one forward
     pass per image for each cell scored on crafts made for another (transfer, tailored)."""
-    forward = backward = 0.0
-    found = 0
-    for craft in group.crafts:
-        seen = measured_for(measured, craft)
-        f, b = seen or (group.bound(craft), group.bound(craft))
-        found += seen is not None
-        forward, backward = forward + f, backward + b
-    forward += len(group.cells) - len(group.crafts)
+    passes = list(craft_passes(group, measured))
+    forward = sum(f for f, _, _ in passes) + len(group.cells) - len(group.crafts)
+    backward = sum(b for _, b, _ in passes)
+    found = sum(seen for _, _, seen in passes)
     return GroupWork(group.describe(), group.attack, len(group.crafts), len(group.cells), forward, backward, found)
 
 

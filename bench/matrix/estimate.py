@@ -21,7 +21,7 @@ import torch
 
 from bench.data.datasets import dataset_info
 from bench.matrix.groups import CraftGroup, craft_groups
-from bench.matrix.measured import measured_for
+from bench.matrix.measured import craft_passes
 from bench.matrix.passes import BEST_BATCHES, Prices, Throughput
 from bench.matrix.plan import Cell
 
@@ -101,13 +101,9 @@ def _group_seconds(group: CraftGroup, batch_size: int, prices: _Prices, measured
     n = group.crafts[0].n_samples
     batch = min(batch_size, n * len(group.crafts)) if group.batched else min(batch_size, n)
     price = prices.at(group.craft_model, batch)
-    seconds, found = 0.0, 0
-    for craft in group.crafts:
-        seen = measured_for(measured, craft)
-        forward, backward = seen or (group.bound(craft), group.bound(craft))
-        seconds += n * (forward * price.forward_s + backward * price.backward_s)
-        found += seen is not None
-    return seconds, found
+    passes = list(craft_passes(group, measured))
+    seconds = n * sum(forward * price.forward_s + backward * price.backward_s for forward, backward, _ in passes)
+    return seconds, sum(seen for _, _, seen in passes)
 
 
 def _training_seconds(label: str, spec, info, prices: _Prices) -> float:

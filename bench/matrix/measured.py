@@ -4,6 +4,7 @@ its family's bound (``AttackFamily.cost``), in the cost model and in the dry run
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 
@@ -26,6 +27,9 @@ def measured_passes(records) -> dict[str, tuple[float, float]]:
     return found
 
 
-def measured_for(measured: dict[str, tuple[float, float]], craft) -> tuple[float, float] | None:
-    """The (forward, backward) passes per image measured for a craft (a plan's ``Cell``), or None."""
-    return measured.get(craft_identity(craft.craft_model, craft.attack, dict(craft.params), craft.targeted))
+def craft_passes(group, measured: dict[str, tuple[float, float]]) -> Iterator[tuple[float, float, bool]]:
+    """For each craft of a ``bench.matrix.groups.CraftGroup``: its (forward, backward) passes per image as a store
+    measured them, else its family's bound (``CraftGroup.bound``) for both, and whether they were measured."""
+    for craft in group.crafts:
+        seen = measured.get(craft_identity(craft.craft_model, craft.attack, dict(craft.params), craft.targeted))
+        yield (*seen, True) if seen else (group.bound(craft), group.bound(craft), False)
