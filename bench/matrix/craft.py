@@ -12,11 +12,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +28,10 @@ import torch.nn.functional as F
 from bench.attacks import ATTACKS
 from bench.data.datasets import Split
 from bench.matrix.groups import crafted_together
-from bench.matrix.passes import PassCount, count_passes
+from bench.matrix.passes import PassCount, Throughput, count_passes
 from bench.matrix.plan import Cell
+
+Clock = Callable[[], Throughput]  # times the model's best batch now (bench.matrix.passes.Prices.now)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class Crafted:
     passes: PassCount  # likewise its share of the call's passes
     batch: int  # images per batch in that call, which prices its passes (bench.matrix.passes)
     reused: bool = False
+    price: Throughput | None = None  # the best batch's throughput timed around the call (Prices.now); None: untimed
 
 
 class Crafter:
@@ -69,28 +73,34 @@ class Crafter:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.batch_size = batch_size
 
-    def craft_group(self, crafts: Sequence[Cell], estimator, samples: SampleSet, first: int = 0) -> dict[str, Crafted]:
+    def craft_group(
+        self, crafts: Sequence[Cell], estimator, samples: SampleSet, first: int = 0, clock: Clock | None = None
+    ) -> dict[str, Crafted]:
         """Every craft of a group (cells differing only in the swept value; ``bench.matrix.groups``), by craft key:
-        read from the cache where an earlier (or interrupted) run left it, the rest crafted and cached. For sharded
-        cells, ``samples`` is the shard whose first image is image ``first`` of the cell: its seed and its cache entry
-        are the shard's own."""
+        read from the cache where an earlier (or interrupted) run left it, the rest crafted and cached, each with
+        the mean of ``clock``'s timings before and after its call as its price. For sharded cells, ``samples`` is
+        the shard whose first image is image ``first`` of the cell: its seed and its cache entry are the shard's."""
         shard = f".s{first}" if crafts[0].shard else ""  # unsharded crafts keep their seeds and cache names
         out = {c.craft_key: self._load(c.craft_key + shard, len(samples.y)) for c in crafts}
         missing = [c for c in crafts if out[c.craft_key] is None]
         if not missing:
             return out
+        before = clock() if clock else None
         if missing[0].attack == "fgsm":
             fresh = self._fgsm(missing, estimator, samples)
         elif crafted_together(missing):
             fresh = self._together(missing, estimator, samples, shard)
         else:
             for cell in missing:  # cached one by one: a run killed mid-group keeps the crafts it finished
-                out[cell.craft_key] = self._alone(cell, estimator, samples, shard)
+                crafted = self._alone(cell, estimator, samples, shard)
+                after = clock() if clock else None
+                out[cell.craft_key], before = _priced(crafted, before, after), after
                 self._save(cell.craft_key + shard, out[cell.craft_key])
             return out
+        after = clock() if clock else None
         for key, crafted in fresh.items():
-            self._save(key + shard, crafted)
-            out[key] = crafted
+            out[key] = _priced(crafted, before, after)
+            self._save(key + shard, out[key])
         return out
 
     def _alone(self, cell: Cell, estimator, samples: SampleSet, shard: str = "") -> Crafted:
@@ -142,7 +152,8 @@ class Crafter:
             x_adv = torch.from_numpy(data["x_adv"])
         passes = PassCount(meta["forward"], meta["backward"])
         batch = meta.get("batch", min(self.batch_size, n))  # caches written before groups: one call per craft
-        return Crafted(x_adv, meta["seconds"], passes, batch, reused=True)
+        price = Throughput(*meta["price"]) if "price" in meta else None  # caches from before crafts were timed
+        return Crafted(x_adv, meta["seconds"], passes, batch, reused=True, price=price)
 
     def _save(self, key: str, crafted: Crafted) -> None:
         meta = {
@@ -151,6 +162,8 @@ class Crafter:
             "backward": crafted.passes.backward,
             "batch": crafted.batch,
         }
+        if crafted.price is not None:
+            meta["price"] = [crafted.price.forward_s, crafted.price.backward_s, crafted.price.batch_size]
         tmp = self.cache_dir / f".{key}.{os.getpid()}.npz"
         np.savez(tmp, x_adv=crafted.x_adv.numpy(), meta=json.dumps(meta))
         os.replace(tmp, self._path(key))
@@ -174,6 +187,11 @@ def _shares(crafts: Sequence[Cell], x_adv, seconds: float, passes: PassCount, ba
         c.craft_key: Crafted(x, seconds / k, PassCount(f, b), batch)
         for c, x, f, b in zip(crafts, x_adv, forward, backward, strict=True)
     }
+
+
+def _priced(crafted: Crafted, before: Throughput | None, after: Throughput | None) -> Crafted:
+    """The craft priced by the mean of the best batch's timings before and after its call (unpriced untimed)."""
+    return crafted if before is None or after is None else dataclasses.replace(crafted, price=before.mean(after))
 
 
 def _split(total: int, k: int) -> list[int]:

@@ -53,7 +53,8 @@ def run_shard(group: CraftGroup, todo: Sequence[Cell], inputs: GroupInputs, firs
     its craft or its scoring raised."""
     samples = inputs.samples.part(first, end)
     try:
-        crafted = inputs.crafter.craft_group(group.crafts, inputs.estimators[group.craft_model], samples, first)
+        clock = inputs.prices(group.craft_model).now
+        crafted = inputs.crafter.craft_group(group.crafts, inputs.estimators[group.craft_model], samples, first, clock)
     except Exception as exc:  # the group's cells are recorded as failed, the run goes on
         return {cell.hash: error_text(exc) for cell in todo}
     first_use: set[str] = set()
@@ -86,6 +87,7 @@ def score_shard(cell: Cell, crafted: Crafted, reused: bool, inputs: GroupInputs,
         clean[cell.model] = _scores(target, samples.x, inputs.device).argmax(1) == samples.y
     l2, linf = per_image_norms(samples.x, crafted.x_adv)
     passes, prices = crafted.passes, inputs.prices(cell.craft_model)
+    best = crafted.price or prices.best()  # crafts cached before they were timed: this process's comparison
     return Outcome(
         hit=hit.numpy(),
         worked=(hit if cell.targeted else ~hit).numpy(),
@@ -98,8 +100,8 @@ def score_shard(cell: Cell, crafted: Crafted, reused: bool, inputs: GroupInputs,
         reused=reused,
         forward=passes.forward,
         backward=passes.backward,
-        pass_seconds=prices.at(crafted.batch).seconds(passes),
-        best_pass_seconds=prices.best().seconds(passes),
+        pass_seconds=prices.at(crafted.batch).scaled(prices.drift(best)).seconds(passes),
+        best_pass_seconds=best.seconds(passes),
     )
 
 

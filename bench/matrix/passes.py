@@ -61,6 +61,14 @@ class Throughput:
         """Seconds of one forward and one backward pass per image."""
         return self.forward_s + self.backward_s
 
+    def mean(self, other: Throughput) -> Throughput:
+        """The mean of two timings of the same batch: the throughput before and after a craft."""
+        half = (self.forward_s + other.forward_s) / 2, (self.backward_s + other.backward_s) / 2
+        return Throughput(forward_s=half[0], backward_s=half[1], batch_size=self.batch_size)
+
+    def scaled(self, factor: float) -> Throughput:
+        return Throughput(self.forward_s * factor, self.backward_s * factor, self.batch_size)
+
 
 def _now(x: torch.Tensor) -> float:
     """The time once the device has finished its queued work: CUDA runs asynchronously, so an unsynchronised clock
@@ -92,16 +100,20 @@ def measure_throughput(network: nn.Module, x: torch.Tensor, rounds: int = 3) -> 
 
 
 BEST_BATCHES = (16, 32, 64, 128, 256, 512)  # where the best throughput is looked for
+PROBE_AGE_S = 30.0  # a timing of the best batch younger than this prices the next craft too
 
 
 class Prices:
     """What passes cost on one network: measured at the batch sizes asked (the batch an attack ran with), and at
-    the best of ``BEST_BATCHES``: the price that shows what small batches cost, and what the hardware could do."""
+    the best of ``BEST_BATCHES``: the price that shows what small batches cost, and what the hardware could do.
+    Batch sizes are compared once per process; ``now`` times the best of them again around each craft."""
 
-    def __init__(self, network: nn.Module, images: torch.Tensor, rounds: int = 3) -> None:
+    def __init__(self, network: nn.Module, images: torch.Tensor, rounds: int = 3, max_age: float = PROBE_AGE_S):
         self.network, self.images = network, images  # images: at least max(BEST_BATCHES); only their time counts
         self.rounds = rounds  # timed rounds per batch size (the dry run's estimate takes 1)
+        self.max_age = max_age  # seconds a timing of the best batch serves before ``now`` times it again
         self._measured: dict[int, Throughput] = {}
+        self._latest: tuple[float, Throughput] | None = None  # (when, what) ``now`` last timed
 
     def at(self, batch: int) -> Throughput:
         batch = max(1, min(batch, len(self.images)))
@@ -111,3 +123,16 @@ class Prices:
 
     def best(self) -> Throughput:
         return min((self.at(b) for b in BEST_BATCHES), key=lambda t: t.per_image)
+
+    def now(self) -> Throughput:
+        """The best batch timed again, unless ``now`` timed it less than ``max_age`` seconds ago. A craft is priced
+        by the mean of its timings before and after: on a shared machine the throughput drifts by 10 to 15% within
+        minutes, so one timing per process would read that drift as the attack's own cost."""
+        if self._latest is None or time.perf_counter() - self._latest[0] > self.max_age:
+            timed = measure_throughput(self.network, self.images[: self.best().batch_size], self.rounds)
+            self._latest = (time.perf_counter(), timed)
+        return self._latest[1]
+
+    def drift(self, timed: Throughput) -> float:
+        """How much slower (>1) or faster the best batch ran at ``timed`` than when the batch sizes were compared."""
+        return timed.per_image / self.best().per_image

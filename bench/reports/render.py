@@ -267,9 +267,10 @@ def _codeword_note(kinds_used: set[str], attacks: list[str]) -> list[str]:
 
 
 BEST_BATCH_NOTE = (
-    " `passes at best batch s` prices the same passes at the best throughput measured on the model over batch "
-    "sizes 16 to 512, so `wall / best` is what the attack cost against what the hardware can do; a craft group "
-    "(a sweep crafted in one call) is charged to its cells in equal shares."
+    " `passes at best batch s` prices the same passes at the throughput of the model's best batch size (of 16 "
+    "to 512), timed again before and after each craft, so `wall / best` is what the attack cost against what the "
+    "hardware did at the time (a shared machine's throughput drifts within minutes); a craft "
+    "group (a sweep crafted in one call) is charged to its cells in equal shares."
 )
 
 
