@@ -11,6 +11,7 @@ import torch
 
 from bench.data.datasets import Split, load
 from bench.results.leases import stored_status
+from models.estimator import make_estimator
 from models.kinds import built_in_kinds
 from models.spec import ModelSpec, TrainConfig, make_spec
 from models.store import ModelStore, StoredModel
@@ -76,6 +77,13 @@ def tiny_spec(model: str, **kwargs) -> ModelSpec:
 def tiny_models(store) -> dict[str, StoredModel]:
     """Each model kind trained for 2 epochs on 3,000 MNIST images (about 90% clean accuracy)."""
     return {name: obtain(tiny_spec(name), store, progress=False) for name in built_in_kinds()}
+
+
+@pytest.fixture(scope="module")
+def ce(tiny_models):
+    """The tiny O:SOFTMAX:CE model as ART's estimator: what the craft tests attack."""
+    model = tiny_models["O:SOFTMAX:CE"]
+    return make_estimator(model.spec, model.network.eval(), (1, 28, 28), 10)
 
 
 def _toml(value) -> str:

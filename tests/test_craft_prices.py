@@ -11,7 +11,6 @@ from bench.matrix.groups import craft_groups
 from bench.matrix.passes import PassCount, Prices, Throughput
 from bench.matrix.plan import MatrixOptions
 from bench.matrix.workbench import Workbench
-from models.estimator import make_estimator
 from tests.test_groups import CE, sweep
 
 FAST = {"pgd": {"max_iter": 3, "eps_step": 0.05}, "bim": {"max_iter": 3, "eps_step": 0.05}}
@@ -27,11 +26,6 @@ class Ticks:
     def __call__(self) -> Throughput:
         self.calls += 1
         return Throughput(self.calls * 1e-3, self.calls * 1e-3, 64)
-
-
-@pytest.fixture(scope="module")
-def ce(tiny_models):
-    return make_estimator(tiny_models[CE].spec, tiny_models[CE].network.eval(), (1, 28, 28), 10)
 
 
 @pytest.fixture(scope="module")

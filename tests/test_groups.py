@@ -16,7 +16,6 @@ from bench.matrix.passes import Prices
 from bench.matrix.plan import Cell, MatrixOptions, expand
 from bench.matrix.preset import load_preset
 from bench.matrix.workbench import Workbench
-from models.estimator import make_estimator
 
 CE = "O:SOFTMAX:CE"
 
@@ -37,11 +36,6 @@ def sweep(attack: str, setting: str, param: str, values, n: int, fixed: dict | N
         )
         for v in values
     ]
-
-
-@pytest.fixture(scope="module")
-def ce(tiny_models):
-    return make_estimator(tiny_models[CE].spec, tiny_models[CE].network.eval(), (1, 28, 28), 10)
 
 
 @pytest.fixture(scope="module")
