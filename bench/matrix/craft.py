@@ -85,7 +85,8 @@ class Crafter:
         missing = [c for c in crafts if out[c.craft_key] is None]
         if not missing:
             return out
-        before = clock() if clock else None
+        tick = clock or (lambda: None)  # untimed: every timing None, every craft unpriced
+        before = tick()
         if missing[0].attack == "fgsm":
             fresh = self._fgsm(missing, estimator, samples)
         elif crafted_together(missing):
@@ -93,11 +94,11 @@ class Crafter:
         else:
             for cell in missing:  # cached one by one: a run killed mid-group keeps the crafts it finished
                 crafted = self._alone(cell, estimator, samples, shard)
-                after = clock() if clock else None
+                after = tick()
                 out[cell.craft_key], before = _priced(crafted, before, after), after
                 self._save(cell.craft_key + shard, out[cell.craft_key])
             return out
-        after = clock() if clock else None
+        after = tick()
         for key, crafted in fresh.items():
             out[key] = _priced(crafted, before, after)
             self._save(key + shard, out[key])

@@ -126,8 +126,9 @@ class Prices:
 
     def now(self) -> Throughput:
         """The best batch timed again, unless ``now`` timed it less than ``max_age`` seconds ago. A craft is priced
-        by the mean of its timings before and after: on a shared machine the throughput drifts by 10 to 15% within
-        minutes, so one timing per process would read that drift as the attack's own cost."""
+        by the mean of its timings before and after: on a shared machine the throughput drifts within minutes
+        (scripts/throughput_drift.py measures by how much), and one timing per process would read that drift as
+        the attack's own cost."""
         if self._latest is None or time.perf_counter() - self._latest[0] > self.max_age:
             timed = measure_throughput(self.network, self.images[: self.best().batch_size], self.rounds)
             self._latest = (time.perf_counter(), timed)
