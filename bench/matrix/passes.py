@@ -19,6 +19,7 @@ from torch import nn
 class PassCount:
     forward: int = 0  # images through a forward pass
     backward: int = 0  # images through a backward pass to the input
+    calls: int = 0  # forward calls: forward / calls is the images per call the network saw
 
 
 @contextmanager
@@ -32,6 +33,7 @@ def count_passes(network: nn.Module) -> Iterator[PassCount]:
 
     def on_forward(module, args, output):
         count.forward += args[0].shape[0]
+        count.calls += 1
 
     def on_backward(module, grad_input, grad_output):
         if grad_input and grad_input[0] is not None:
