@@ -122,3 +122,14 @@ def margin(scores: torch.Tensor, labels: torch.Tensor, targeted: bool | torch.Te
     own = scores.gather(1, labels[:, None]).squeeze(1)
     other = scores.scatter(1, labels[:, None], -math.inf).amax(dim=1)
     return torch.where(torch.as_tensor(targeted, device=scores.device), own - other, other - own)
+
+
+def work_left(ended, spent, current, steps: int, step_limit: int):
+    """Network calls each image's search is expected to have left (NumPy arrays or tensors, one value per image):
+    its ``steps - ended`` steps at the mean length of those it has ended (``spent`` calls over ``ended`` steps; of all
+    images' ended steps while it has none, and ``step_limit`` before any image has one), less the ``current`` calls of
+    the step it is in. What the pools of CW-L2 and L-BFGS rank their images by, longest first."""
+    total = float(ended.sum())
+    prior = float(spent.sum()) / total if total else float(step_limit)
+    none = ended == 0
+    return (steps - ended) * ((spent + prior * none) / (ended + none)) - current

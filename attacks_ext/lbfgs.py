@@ -15,10 +15,38 @@ from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from attacks_ext._batched_solves import Solve, run_batched
-from attacks_ext._common import as_class_indices, as_input, check_bool, check_int, check_numbers, per_image
+from attacks_ext._common import (
+    as_class_indices,
+    as_input,
+    check_bool,
+    check_int,
+    check_numbers,
+    per_image,
+    work_left,
+)
 from attacks_ext._lbfgsb import lbfgsb_steps
 
 log = logging.getLogger(__name__)
+
+
+class _Progress:
+    """Per image: the solves it has ended, the evaluations they took, and those of the solve it is in; what ranks the
+    images waiting on the network (``attacks_ext._common.work_left``), the most evaluations expected left first."""
+
+    def __init__(self, n: int) -> None:
+        self.ended, self.spent, self.current = (np.zeros(n, dtype=np.int64) for _ in range(3))
+
+    def evaluated(self, images: list[int]) -> None:
+        np.add.at(self.current, images, 1)
+
+    def ended_solve(self, n: int) -> None:
+        self.ended[n] += 1
+        self.spent[n] += self.current[n]
+        self.current[n] = 0
+
+    def left(self, items, steps: int, max_iter: int) -> np.ndarray:
+        """The evaluations expected left of each waiting item's image (items: (image, x', c))."""
+        return work_left(self.ended, self.spent, self.current, steps, max_iter)[[n for n, _, _ in items]]
 
 
 class LBFGSAttack(EvasionAttack):
@@ -35,8 +63,9 @@ class LBFGSAttack(EvasionAttack):
     shared line search and curvature pairs make an image's result depend on its batch): SciPy's L-BFGS-B
     routine, stepped by ``attacks_ext._lbfgsb``, takes each image's iterates exactly as ``fmin_l_bfgs_b``
     would, while the points of up to ``batch_size`` images go to the network in one call
-    (``attacks_ext._batched_solves``), the next image starting when one ends its search. ``batch_sizes``
-    holds the images per network call of the last ``generate``.
+    (``attacks_ext._batched_solves``), the next image starting when one ends its search, and the images expected
+    to have the most evaluations left going first. ``batch_sizes`` holds the images per network call of the last
+    ``generate``.
 
     Cleverhans writes the trade-off the other way round (its constant multiplies the loss, not the
     distance), so its ``initial_const`` corresponds to 1 / c here.
@@ -96,13 +125,15 @@ class LBFGSAttack(EvasionAttack):
         consts = per_image(self.initial_const, len(x_all), x_all, torch.float64).cpu().numpy()
         images = x_all.cpu().numpy()
         out = images.copy()  # an image that never reaches its target is returned unchanged
+        self._progress = _Progress(len(images))
         with tqdm(total=len(images), desc="L-BFGS", disable=not self.verbose) as bar:
             searches = (self._search(images, out, n, float(consts[n]), bar) for n in range(len(images)))
             evaluate = partial(self._evaluate, x_all, targets)
+            rank = lambda items: self._progress.left(items, self.binary_search_steps, self.max_iter)  # noqa: E731
             # SciPy's OpenBLAS threads spin while torch's threads run the network and the other way round; on
             # 2 cores that tripled the time per call (measured: 4.7x the network's passes, 1.2x with one BLAS thread).
             with threadpool_limits(limits=1, user_api="blas"):
-                self.batch_sizes = run_batched(searches, evaluate, width=min(self.batch_size, len(images)))
+                self.batch_sizes = run_batched(searches, evaluate, min(self.batch_size, len(images)), rank)
         return out.astype(np.float32)
 
     def _search(self, images, out, n: int, const: float, bar) -> Solve:
@@ -116,6 +147,7 @@ class LBFGSAttack(EvasionAttack):
             x_adv = np.clip(solution, 0.0, 1.0).astype(images.dtype).reshape(x.shape)
             as_float64 = x_adv.astype(np.float64)  # the point as the network sees it, in the solver's dtype
             success = (yield (n, as_float64.ravel(), const))[2]
+            self._progress.ended_solve(n)
             l2 = float(np.square(as_float64 - x).sum())
             if success and l2 < best_l2:
                 best_l2, out[n] = l2, x_adv
@@ -146,6 +178,7 @@ class LBFGSAttack(EvasionAttack):
         """For each posted (image n, x' flat, c): c * ||x' - x_n||^2 + L(x', t_n), its gradient in x' (float64,
         flat) and whether x' is classified as t_n; all in one forward and backward pass."""
         model, loss_fn = self.estimator.model, self.estimator.loss_fn
+        self._progress.evaluated([n for n, _, _ in items])
         rows = torch.as_tensor([n for n, _, _ in items], device=x.device)
         flat = np.stack([point for _, point, _ in items])
         x_adv = torch.from_numpy(flat).view(len(items), *x.shape[1:]).to(x).requires_grad_(True)

@@ -32,6 +32,32 @@ def test_every_solve_gets_its_own_answers_and_batches_hold_every_running_solve()
     assert sizes[:4] == [3, 3, 3, 3]
 
 
+def counted(n, length, answers):
+    """Solve n asks ``length`` questions, each (n, how many it has left), and keeps the answers."""
+    answers[n] = []
+    for left in range(length, 0, -1):
+        answers[n].append((yield (n, left)))
+
+
+def test_a_rank_answers_the_solves_with_most_work_left_first_so_the_long_one_does_not_run_alone_at_the_end():
+    lengths = [1, 1, 1, 1, 6]
+    first_started, ranked = {}, {}
+    fifo = run_batched((counted(n, k, first_started) for n, k in enumerate(lengths)), squares_of_left, width=2)
+    by_left = run_batched(
+        (counted(n, k, ranked) for n, k in enumerate(lengths)),
+        squares_of_left,
+        width=2,
+        rank=lambda items: [left for _, left in items],
+    )
+    assert fifo == [2, 2, 1, 1, 1, 1, 1, 1]  # the long solve starts last and runs alone for five calls
+    assert by_left == [2, 2, 2, 2, 1, 1]  # it starts first, and the short ones keep it company
+    assert ranked == first_started == {n: [left * left for left in range(k, 0, -1)] for n, k in enumerate(lengths)}
+
+
+def squares_of_left(items):
+    return [left * left for _, left in items]
+
+
 def test_a_solve_that_asks_nothing_takes_no_place():
     def silent():
         return
