@@ -178,8 +178,9 @@ class LBFGSAttack(EvasionAttack):
         """For each posted (image n, x' flat, c): c * ||x' - x_n||^2 + L(x', t_n), its gradient in x' (float64,
         flat) and whether x' is classified as t_n; all in one forward and backward pass."""
         model, loss_fn = self.estimator.model, self.estimator.loss_fn
-        self._progress.evaluated([n for n, _, _ in items])
-        rows = torch.as_tensor([n for n, _, _ in items], device=x.device)
+        images = [n for n, _, _ in items]
+        self._progress.evaluated(images)
+        rows = torch.as_tensor(images, device=x.device)
         flat = np.stack([point for _, point, _ in items])
         x_adv = torch.from_numpy(flat).view(len(items), *x.shape[1:]).to(x).requires_grad_(True)
         const = torch.as_tensor([c for _, _, c in items], dtype=torch.float64, device=x.device)
