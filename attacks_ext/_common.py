@@ -1,15 +1,13 @@
-"""What the attacks share: parameter checks, labels, tensors on the estimator's device, the batch loop of
-``generate``, and Carlini & Wagner's margin of the decision scores."""
+"""What the attacks share: parameter checks, labels, tensors on the estimator's device, and Carlini & Wagner's
+margin of the decision scores."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
 from art.utils import check_and_transform_label_format
-from tqdm.auto import trange
 
 
 def check_int(name: str, value: object, minimum: int) -> None:
@@ -92,26 +90,6 @@ def predicted_classes(estimator, x: torch.Tensor, batch_size: int) -> torch.Tens
 def class_labels(estimator, x: torch.Tensor, y: np.ndarray | None, batch_size: int) -> torch.Tensor:
     """The classes an attack aims at or away from: ``y`` as indices, or the model's decisions when None."""
     return predicted_classes(estimator, x, batch_size) if y is None else as_class_indices(y, estimator)
-
-
-def in_batches(
-    attack_batch: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    labels: torch.Tensor,
-    batch_size: int,
-    desc: str,
-    verbose: bool,
-    **per_image: torch.Tensor,
-) -> np.ndarray:
-    """``attack_batch`` on ``batch_size`` images (and their labels) at a time, as ``generate`` returns it: float32
-    NumPy of x's shape. A progress bar named ``desc`` over batches when ``verbose``. ``per_image`` parameters
-    (one value per image) are sliced with the images and passed by name."""
-    out = torch.empty_like(x)
-    for start in trange(0, len(x), batch_size, desc=desc, disable=not verbose):
-        stop = start + batch_size
-        sliced = {name: values[start:stop] for name, values in per_image.items()}
-        out[start:stop] = attack_batch(x[start:stop], labels[start:stop], **sliced)
-    return out.cpu().numpy().astype(np.float32)
 
 
 def margin(scores: torch.Tensor, labels: torch.Tensor, targeted: bool | torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,14 @@ none of these, so it is the first attack an evaluator who knows the decision rul
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from art.attacks.attack import EvasionAttack
 from art.estimators.classification import PyTorchClassifier
+from tqdm.auto import tqdm
 
 from attacks_ext._common import (
     as_input,
@@ -21,7 +25,6 @@ from attacks_ext._common import (
     check_number,
     check_numbers,
     class_labels,
-    in_batches,
     margin,
     per_image,
 )
@@ -32,6 +35,38 @@ ATANH_CLIP = 1 - 1e-6  # codewords come from U(-1, 1); keep atanh finite for a v
 __all__ = ["LOSS_VIEWS", "MarginPGD", "margin"]  # margin: what the attack ascends (attacks_ext._common)
 
 
+@dataclass
+class _Runs:
+    """The restarts in the pool, one row each: its image, which restart, the steps it has taken, and where it is."""
+
+    rows: torch.Tensor
+    restart: torch.Tensor
+    step: torch.Tensor
+    x_adv: torch.Tensor
+
+    @classmethod
+    def empty(cls, x: torch.Tensor) -> _Runs:
+        none = torch.empty(0, dtype=torch.long, device=x.device)
+        return cls(none, none, none, x[:0])
+
+    def take(self, keep: torch.Tensor) -> _Runs:
+        return _Runs(self.rows[keep], self.restart[keep], self.step[keep], self.x_adv.detach()[keep])
+
+    def join(self, other: _Runs) -> _Runs:
+        return _Runs(
+            torch.cat((self.rows, other.rows)),
+            torch.cat((self.restart, other.restart)),
+            torch.cat((self.step, other.step)),
+            torch.cat((self.x_adv.detach(), other.x_adv)),
+        )
+
+
+def _generator(seed: int, image: int, restart: int) -> torch.Generator:
+    """The generator of one image's restart: its own stream, from the call's seed, the image's index and the restart."""
+    state = np.random.SeedSequence((seed, image, restart)).generate_state(1)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
 class MarginPGD(EvasionAttack):
     """L-inf projected gradient ascent on the decision margin, from random starts (Madry et al. 2018's PGD
     with Carlini & Wagner 2017's margin as the objective).
@@ -40,6 +75,8 @@ class MarginPGD(EvasionAttack):
     x <- clip(x + eps_step * sign(grad margin)). An example is done at its first success, checked on the
     model's own decision (the argmax of its forward) after every step, and later restarts attack only the
     examples not yet done. Examples never broken are returned at the point of their largest margin.
+    Each (image, restart) draws its start from a generator of its own, and the restarts run in one pool that
+    refills as runs end, so an image's result does not depend on the batch size or on its neighbours.
 
     :param classifier: a ``PyTorchClassifier`` whose forward returns one score per class (argmax = its
         decision); view "pretanh" needs a ``BenchClassifier`` of a codeword model with a tanh.
@@ -54,7 +91,7 @@ class MarginPGD(EvasionAttack):
         the distance from the pre-tanh outputs u to atanh(c_i), which has no saturated units to hide behind;
         it is a surrogate (the decision is still the nearest codeword after tanh), so success is checked on
         the decision, never on the surrogate.
-    :param batch_size: images attacked together (>= 1).
+    :param batch_size: restarts run together, one image each (>= 1).
     :param verbose: a progress bar over batches.
     """
 
@@ -97,17 +134,18 @@ class MarginPGD(EvasionAttack):
         """Adversarial examples for ``x`` (N, C, H, W) in [0, 1], float32 of the same shape.
 
         :param y: target classes (targeted, required) or true classes (untargeted; the model's
-            predictions when None), as indices (N,) or one-hot rows (N, K). Random starts are drawn from
-            NumPy's global generator, as ART's attacks draw theirs, so seeding NumPy seeds the attack.
+            predictions when None), as indices (N,) or one-hot rows (N, K). The random starts' seed is drawn
+            from NumPy's global generator, as ART's attacks draw theirs, so seeding NumPy seeds the attack.
         """
         if self.targeted and y is None:
             raise ValueError("A targeted attack needs the target classes: pass y to generate().")
         x_all = as_input(x, self.estimator)
         labels = class_labels(self.estimator, x_all, y, self.batch_size)
-        generator = torch.Generator().manual_seed(int(np.random.randint(0, 2**31 - 1)))
-        batch = lambda xb, lb, eps: self._attack_batch(xb, lb, eps, generator)  # noqa: E731
         eps = per_image(self.eps, len(x_all), x_all)
-        return in_batches(batch, x_all, labels, self.batch_size, "margin PGD", self.verbose, eps=eps)
+        seed = int(np.random.randint(0, 2**31 - 1))
+        with tqdm(total=len(x_all), desc="margin PGD", disable=not self.verbose) as bar:
+            best = self._attack_pool(x_all, labels, eps, seed, bar)
+        return best.cpu().numpy().astype(np.float32)
 
     def _views(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(scores the margin is taken on, the decision scores), from one pass through the network."""
@@ -121,37 +159,62 @@ class MarginPGD(EvasionAttack):
         surrogate = -torch.linalg.vector_norm(pre[:, None, :] - anchors[None], dim=-1)
         return surrogate, head.scores_from_raw(torch.tanh(pre))
 
-    def _attack_batch(
-        self, x: torch.Tensor, labels: torch.Tensor, eps: torch.Tensor, generator: torch.Generator
-    ) -> torch.Tensor:
+    def _attack_pool(self, x: torch.Tensor, labels: torch.Tensor, eps: torch.Tensor, seed: int, bar) -> torch.Tensor:
+        """Every image's restarts through one pool of ``batch_size`` rows: a row that wins or ends its restart is
+        replaced at the next call by the next waiting (image, restart), an image's next restart ahead of new images,
+        so the batch stays full until the last restarts (a batch of its own drains as its images win)."""
         eps = eps.view(-1, *([1] * (x.dim() - 1)))  # one radius per image
-        lower, upper = (x - eps).clamp_min(0.0), (x + eps).clamp_max(1.0)
+        box = ((x - eps).clamp_min(0.0), (x + eps).clamp_max(1.0))
         best = x.clone()
         best_margin = torch.full((len(x),), -torch.inf, device=x.device)
-        done = torch.zeros(len(x), dtype=torch.bool, device=x.device)
-        for _ in range(self.num_random_init):
-            rows = (~done).nonzero().squeeze(1)
-            if len(rows) == 0:
-                break
-            noise = torch.rand(x[rows].shape, generator=generator).to(x) * 2 - 1
-            x_adv = torch.minimum(torch.maximum(x[rows] + noise * eps[rows], lower[rows]), upper[rows])
-            for step in range(self.max_iter + 1):
-                x_adv.requires_grad_(True)
-                with torch.enable_grad():
-                    surrogate, decision = self._views(x_adv)
-                    objective = margin(surrogate, labels[rows], self.targeted)
-                won = margin(decision.detach(), labels[rows], self.targeted) > 0
-                better = won | (~done[rows] & (objective.detach() > best_margin[rows]))
-                best[rows[better]] = x_adv.detach()[better]
-                best_margin[rows[better]] = torch.where(won, torch.inf, objective.detach())[better]
-                done[rows[won]] = True
-                keep = ~won
-                if step == self.max_iter or not keep.any():
-                    break
-                (grad,) = torch.autograd.grad(objective[keep].sum(), x_adv)
-                rows, x_adv = rows[keep], x_adv.detach()[keep] + self.eps_step * grad[keep].sign()
-                x_adv = torch.minimum(torch.maximum(x_adv, lower[rows]), upper[rows])
+        waiting = deque((image, 0) for image in range(len(x)))
+        pool = _Runs.empty(x)
+        while len(pool.rows) or waiting:
+            admitted = [waiting.popleft() for _ in range(min(self.batch_size - len(pool.rows), len(waiting)))]
+            pool = pool.join(self._starts(x, eps, box, admitted, seed))
+            pool, finished, again = self._step(pool, labels, box, best, best_margin)
+            waiting.extendleft(reversed(again))
+            bar.update(finished)
         return best
+
+    def _starts(self, x: torch.Tensor, eps: torch.Tensor, box, admitted: list[tuple[int, int]], seed: int) -> _Runs:
+        """Each admitted (image, restart)'s uniform random start in its eps-ball (and [0, 1]), drawn from a generator
+        of its own, seeded by the call's seed, the image's index and the restart: an image's starts, so its result,
+        do not depend on the batch size or on which images share its calls."""
+        if not admitted:
+            return _Runs.empty(x)
+        rows = torch.tensor([image for image, _ in admitted], device=x.device)
+        restart = torch.tensor([r for _, r in admitted], device=x.device)
+        noise = torch.stack([torch.rand(x.shape[1:], generator=_generator(seed, *run)) for run in admitted])
+        starts = x[rows] + (noise.to(x) * 2 - 1) * eps[rows]
+        starts = torch.minimum(torch.maximum(starts, box[0][rows]), box[1][rows])
+        return _Runs(rows, restart, torch.zeros_like(rows), starts)
+
+    def _step(self, pool: _Runs, labels: torch.Tensor, box, best: torch.Tensor, best_margin: torch.Tensor):
+        """One network call on the pool: keep each image's best point (its first success, else its largest margin),
+        end the runs that won or took their last step, and step the others. Returns the runs left, how many images
+        are finished, and the (image, next restart) of the runs that ended without a success and have restarts left."""
+        rows, x_adv = pool.rows, pool.x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            surrogate, decision = self._views(x_adv)
+            objective = margin(surrogate, labels[rows], self.targeted)
+        won = margin(decision.detach(), labels[rows], self.targeted) > 0
+        better = won | (objective.detach() > best_margin[rows])
+        best[rows[better]] = x_adv.detach()[better]
+        best_margin[rows[better]] = torch.where(won, torch.inf, objective.detach())[better]
+        ended = won | (pool.step == self.max_iter)
+        lost = ended & ~won
+        runs = zip(rows[lost].tolist(), pool.restart[lost].tolist(), strict=True)
+        again = [(image, r + 1) for image, r in runs if r + 1 < self.num_random_init]
+        finished, keep = int(ended.sum()) - len(again), ~ended
+        if not keep.any():
+            return pool.take(keep), finished, again
+        (grad,) = torch.autograd.grad(objective[keep].sum(), x_adv)
+        left = pool.take(keep)
+        stepped = left.x_adv + self.eps_step * grad[keep].sign()
+        left.x_adv = torch.minimum(torch.maximum(stepped, box[0][left.rows]), box[1][left.rows])
+        left.step += 1
+        return left, finished, again
 
     def _check_params(self) -> None:
         super()._check_params()

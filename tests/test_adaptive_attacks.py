@@ -105,6 +105,27 @@ def test_margin_pgd_restarts_only_what_is_still_robust_and_counts_its_passes(sto
     assert n1.forward <= n5.forward <= n1.forward + 4 * 11 * still_robust
 
 
+def test_margin_pgd_gives_each_image_the_same_result_at_any_batch_size(store, batch):
+    """Each image's restarts draw their starts from their own generators and run in a pool that refills: an image's
+    result is the same in a pool of 7 (neighbours winning and new images joining at every call) as in one of 60."""
+    est = estimator_for("O:SOFTMAX:CE", store)
+    x, y = batch
+    eps = np.where(np.arange(len(x)) % 2 == 0, 0.1, 0.3)  # half the images hold out for several restarts
+    results, calls = [], []
+    for batch_size in (7, 60):
+        attack = MarginPGD(est, eps=eps, eps_step=0.02, max_iter=15, num_random_init=3, batch_size=batch_size)
+        with count_passes(est.network) as passes:
+            np.random.seed(3)
+            results.append(attack.generate(x, y=y))
+        calls.append(passes)
+    won = [est.predict(r).argmax(1) != y for r in results]
+    assert 0 < won[1].sum() < len(x)  # some images won, some held out to the last restart
+    assert (won[0] == won[1]).all()
+    assert np.abs(results[0] - results[1]).max() <= 1e-5
+    assert calls[0].forward == calls[1].forward  # the same steps, images for image
+    assert calls[0].calls >= calls[0].forward / 7 > calls[1].calls  # in fuller calls at the larger batch
+
+
 def test_margin_pgd_refuses_the_pretanh_view_without_codewords(store):
     with pytest.raises(ValueError, match="view='pretanh' needs a codeword model"):
         MarginPGD(estimator_for("O:SOFTMAX:CE", store), view="pretanh")
