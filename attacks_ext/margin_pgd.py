@@ -161,8 +161,9 @@ class MarginPGD(EvasionAttack):
 
     def _attack_pool(self, x: torch.Tensor, labels: torch.Tensor, eps: torch.Tensor, seed: int, bar) -> torch.Tensor:
         """Every image's restarts through one pool of ``batch_size`` rows: a row that wins or ends its restart is
-        replaced at the next call by the next waiting (image, restart), an image's next restart ahead of new images,
-        so the batch stays full until the last restarts (a batch of its own drains as its images win)."""
+        replaced at the next call by the next waiting (image, restart), so the batch stays full until the last restarts
+        (a batch of its own drains as its images win). Restarts queue behind the images not yet started, which have
+        more restarts left: a chain of restarts that starts last would run alone at the end."""
         eps = eps.view(-1, *([1] * (x.dim() - 1)))  # one radius per image
         box = ((x - eps).clamp_min(0.0), (x + eps).clamp_max(1.0))
         best = x.clone()
@@ -173,7 +174,7 @@ class MarginPGD(EvasionAttack):
             admitted = [waiting.popleft() for _ in range(min(self.batch_size - len(pool.rows), len(waiting)))]
             pool = pool.join(self._starts(x, eps, box, admitted, seed))
             pool, finished, again = self._step(pool, labels, box, best, best_margin)
-            waiting.extendleft(reversed(again))
+            waiting.extend(again)
             bar.update(finished)
         return best
 
