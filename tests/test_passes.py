@@ -19,6 +19,17 @@ def test_forward_and_backward_passes_are_counted_through_every_view():
     assert (passes.forward, passes.backward) == (2 + 6 + 1, 6)
 
 
+def test_a_backward_pass_counts_only_when_it_reaches_the_input_and_once_per_pass():
+    network = build_network(tiny_spec("O:SOFTMAX:CE"), (1, 28, 28), 10)  # its parameters need gradients
+    with count_passes(network) as passes:
+        network(torch.rand(4, 1, 28, 28)).sum().backward()  # a training step: the input needs none
+        x = torch.rand(3, 1, 28, 28, requires_grad=True)
+        scores = network(x)
+        for k in range(2):  # one gradient per class, as DeepFool takes them
+            torch.autograd.grad(scores[:, k].sum(), x, retain_graph=True)
+    assert (passes.forward, passes.backward, passes.calls) == (4 + 3, 2 * 3, 2)
+
+
 def test_hooks_are_removed_afterwards():
     network = build_network(tiny_spec("O:SOFTMAX:CE"), (1, 28, 28), 10)
     with count_passes(network) as passes:
