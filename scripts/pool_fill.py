@@ -8,11 +8,9 @@ Run: OMP_NUM_THREADS=2 python scripts/pool_fill.py --model O:SOFTMAX:CE --attack
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 from bench.matrix.groups import craft_groups
-from bench.matrix.passes import count_passes
 from bench.matrix.plan import MatrixOptions, make_plan
 from bench.matrix.workbench import Workbench
 
@@ -24,19 +22,18 @@ def measure(options: dict, n: int, out: Path) -> None:
     for group in craft_groups(plan.cells):
         inputs = workbench.group_inputs(group)
         estimator, prices = inputs.estimators[group.craft_model], inputs.prices(group.craft_model)
-        best = prices.now()
-        with count_passes(estimator.network) as passes:
-            start = time.perf_counter()
-            inputs.crafter.craft_group(group.crafts, estimator, inputs.samples)
-            wall = time.perf_counter() - start
-        best = best.mean(prices.now())
-        mean_batch = passes.forward / passes.calls
-        at_mean = prices.at(round(mean_batch)).scaled(prices.drift(best))
+        # priced as the matrix prices them: each call's passes at the best batch timed before and after it
+        crafted = inputs.crafter.craft_group(group.crafts, estimator, inputs.samples, clock=prices.now).values()
+        wall = sum(c.seconds for c in crafted)
+        forward, calls = sum(c.passes.forward for c in crafted), sum(c.passes.calls for c in crafted)
+        best = sum(c.price.seconds(c.passes) for c in crafted)
+        at_mean = prices.at(round(forward / calls))  # rescaled by each call's drift, as the best batch was timed
+        at_mean_s = sum(at_mean.scaled(prices.drift(c.price)).seconds(c.passes) for c in crafted)
         runs = len(group.crafts) * n
         print(
-            f"{group.describe()}\n  n={n}: {runs} image-runs, {passes.calls} calls, {mean_batch:.1f} images per call; "
-            f"wall {wall:.1f} s, at best batch {best.seconds(passes):.1f} s ({wall / best.seconds(passes):.2f}x), "
-            f"at the mean batch {at_mean.seconds(passes):.1f} s (wall / it {wall / at_mean.seconds(passes):.2f}x)",
+            f"{group.describe()}\n  n={n}: {runs} image-runs, {calls} calls, {forward / calls:.1f} images per call; "
+            f"wall {wall:.1f} s, at best batch {best:.1f} s ({wall / best:.2f}x), "
+            f"at the mean batch {at_mean_s:.1f} s (wall / it {wall / at_mean_s:.2f}x)",
             flush=True,
         )
 

@@ -183,10 +183,10 @@ def _generate(attack, estimator, x: torch.Tensor, labels: torch.Tensor) -> torch
 def _shares(crafts: Sequence[Cell], x_adv, seconds: float, passes: PassCount, batch: int) -> dict[str, Crafted]:
     """One call's crafts, each charged an equal share of its time and passes (they have as many images each)."""
     k = len(crafts)
-    forward, backward = _split(passes.forward, k), _split(passes.backward, k)  # whole passes that add up
-    return {
-        c.craft_key: Crafted(x, seconds / k, PassCount(f, b), batch)
-        for c, x, f, b in zip(crafts, x_adv, forward, backward, strict=True)
+    shares = zip(*(_split(total, k) for total in (passes.forward, passes.backward, passes.calls)), strict=True)
+    return {  # whole passes (and calls) that add up to the call's
+        c.craft_key: Crafted(x, seconds / k, PassCount(*share), batch)
+        for c, x, share in zip(crafts, x_adv, shares, strict=True)
     }
 
 
