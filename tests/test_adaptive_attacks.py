@@ -123,7 +123,9 @@ def test_margin_pgd_gives_each_image_the_same_result_at_any_batch_size(store, ba
     assert (won[0] == won[1]).all()
     assert np.abs(results[0] - results[1]).max() <= 1e-5
     assert calls[0].forward == calls[1].forward  # the same steps, images for image
-    assert calls[0].calls >= calls[0].forward / 7 > calls[1].calls  # in fuller calls at the larger batch
+    assert calls[0].forward / 7 > calls[1].calls  # in fuller calls at the larger batch
+    # at 7, every call is full until the queue is empty, and then at most 3 restarts x 16 steps are left
+    assert calls[0].calls <= math.ceil(calls[0].forward / 7) + 3 * 16
 
 
 def test_margin_pgd_refuses_the_pretanh_view_without_codewords(store):
