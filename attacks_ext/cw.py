@@ -240,9 +240,8 @@ class CarliniWagnerL2(EvasionAttack):
 
     def _next_rows(self, searches: _Searches, pending: torch.Tensor) -> torch.Tensor:
         """The ``batch_size`` images of ``pending`` with the most iterations expected left (all when they fit), in
-        index order. First in, first served left the images queued last running alone at the end: O:SOFTMAX:CE's
-        160 image-runs of the paper preset took 8,605 calls of 77.5 images that way, 7,169 of 93.1 this way, where
-        no image-run takes more than 5,000 (scripts/pool_fill.py)."""
+        index order. First in, first served left the images queued last running alone at the end (the README gives
+        the calls of both orders, counted by scripts/pool_fill.py)."""
         if len(pending) <= self.batch_size:
             return pending
         left = work_left(searches.step, searches.spent, searches.iteration, self.binary_search_steps, self.max_iter)

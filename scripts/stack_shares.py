@@ -15,7 +15,7 @@ from collections import Counter
 # A sample belongs to the first part (in this order) whose frame it has; what has none of them is "the attack's own".
 PARTS = {
     "network backward": ("_engine_run_backward",),
-    "network forward": ("Network.forward", "TableICNN.forward", "Module._call_impl"),
+    "network forward": ("Module._call_impl",),  # every call of a torch module: the network and its parts
     "SciPy L-BFGS-B steps": ("lbfgsb_steps",),
 }
 
