@@ -1,5 +1,6 @@
 """Where a craft's wall time goes, from a py-spy sampling profile: the share of the samples inside
-``Crafter.craft_group`` that fall in the network (forward and backward), in SciPy's L-BFGS-B steps, and elsewhere.
+``Crafter.craft_group`` that fall in the network (forward and backward), in an L-BFGS solver's steps (SciPy's
+L-BFGS-B, or the batched solver's ``tell``), and elsewhere.
 
 A sampling profiler, unlike cProfile, does not slow every Python call, so the attack's own Python keeps its weight.
 Record with py-spy (not a dependency of bench: ``pip install py-spy``), raw format, then read the file here:
@@ -17,6 +18,7 @@ PARTS = {
     "network backward": ("_engine_run_backward",),
     "network forward": ("Module._call_impl",),  # every call of a torch module: the network and its parts
     "SciPy L-BFGS-B steps": ("lbfgsb_steps",),
+    "batched L-BFGS steps": ("ProjectedLBFGS.tell", "ProjectedLBFGS.start"),
 }
 
 
