@@ -15,7 +15,7 @@ def _build(est, a, targeted, bs):
 
 LBFGS = AttackFamily(
     "lbfgs",
-    "bench LBFGS (Szegedy et al., batched projected L-BFGS)",
+    "bench LBFGS (Szegedy et al., SciPy L-BFGS-B)",
     LOSS_VIEW + " times c, plus the squared L2 distance (c on the loss, as in Cleverhans and saito2019)",
     _build,
     {"binary_search_steps": 5, "max_iter": 1000},

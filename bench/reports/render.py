@@ -287,9 +287,9 @@ def _timing(records: list[Record], model_metas: list[dict]) -> str:
             "measured on the same model in the same run, at the batch size the attack ran with (1.0 = nothing "
             "spent beyond the network). FGSM's sweep spends one gradient for all its eps. What raises a ratio: "
             "CW-L2 drops images from its batch as they abort early, and the smaller batches cost more per image; "
-            "L-BFGS spends its solver's arithmetic between passes (for all the images of a call in a few tensor "
-            "operations; SciPy's L-BFGS-B, `solver='scipy'`, spends it one image at a time); ART's attacks run as "
-            "ART wrote them." + (BEST_BATCH_NOTE if prices else ""),
+            "L-BFGS spends SciPy's L-BFGS-B bookkeeping between passes (run with one BLAS thread: SciPy's "
+            "OpenBLAS threads and torch's fighting over the cores made it 4.7x); ART's attacks run as ART "
+            "wrote them." + (BEST_BATCH_NOTE if prices else ""),
             "",
             tabulate(rows, headers="keys", tablefmt="github") if rows else "_no timed cells_",
             "",
