@@ -9,8 +9,9 @@ gradient do not move; the others move along the L-BFGS direction (the two-loop r
 Nocedal and Wright's Algorithm 7.4), projected back into the box, with a backtracking line search that asks for
 Armijo's sufficient decrease along that projected path. It stops as ``fmin_l_bfgs_b`` does: the projected gradient
 below ``pgtol``, a relative decrease below ``factr`` times machine epsilon, ``max_iter`` iterations, or a line search
-that finds no decrease in ``max_ls`` tries. Its iterates are not SciPy's (L-BFGS-B finds a Cauchy point and
-minimises on a subspace instead); each problem's are independent of the others in its batch.
+that finds no decrease in ``max_ls`` tries along the projected gradient (one that fails along the L-BFGS direction
+drops the curvature pairs and tries that, as L-BFGS-B does). Its iterates are not SciPy's (L-BFGS-B finds a Cauchy
+point and minimises on a subspace instead); each problem's are independent of the others in its batch.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class ProjectedLBFGS:
         # each row's last m curvature pairs, in a ring: head is the slot written next (the oldest once it is full)
         self.S, self.Y = (torch.zeros(width, limits.m, n, **vectors) for _ in range(2))
         self.held = torch.zeros(width, limits.m, dtype=torch.bool, device=device)
-        pairwise = dict(dtype=torch.float64, device=device)  # s_i.y_j and y_i.y_j, for the compact form's m x m algebra
+        pairwise = dict(dtype=torch.float64, device=device)  # s_i.y_j and y_i.y_j (summed in the vectors' dtype)
         self.SY, self.YY = (torch.zeros(width, limits.m, limits.m, **pairwise) for _ in range(2))
         self.head = torch.zeros(width, dtype=torch.long, device=device)
         self.gamma, self.step = torch.ones(width, dtype=torch.float64, device=device), torch.ones(width, **vectors)
@@ -79,7 +80,8 @@ class ProjectedLBFGS:
         first = self.busy & ~self.started
         s = self.trial - self.x
         decrease = torch.linalg.vecdot(self.g, s).double()
-        accepted = self.busy & (first | (f_all <= self.f + ARMIJO * decrease))
+        # clipping can turn a descent direction uphill: such a step is taken only if f does not rise
+        accepted = self.busy & (first | (f_all <= self.f + ARMIJO * decrease.clamp(max=0)))
         self.note = torch.where(accepted, note_all, self.note)
         stopped, onwards = self._accept(accepted, first, f_all, g_all, s)
         out_of_tries, shorter = self._backtrack(self.busy & ~accepted, f_all, decrease)
@@ -107,15 +109,15 @@ class ProjectedLBFGS:
         going = accepted & ~stop
         if going.any():
             self.d = torch.where(going[:, None], self._direction(projected != 0), self.d)
-            fresh = ~self.held.any(1)  # no curvature yet: the first step is 1 / |d|, as in L-BFGS-B
+            fresh = ~self.held.any(1)  # no curvature yet: a step of length 1 (L-BFGS-B's first, off a box)
             first_step = 1.0 / torch.linalg.vector_norm(self.d, dim=1).clamp_min(self.eps)
             self.step = torch.where(going, torch.where(fresh, first_step, 1.0), self.step)
             self.tries = torch.where(going, 0, self.tries)
         return stop, going
 
     def _remember(self, moved, s, y) -> None:
-        """Adds each moved row's curvature pair (s, y) in place of its oldest; a pair without positive curvature is
-        skipped, as L-BFGS-B skips it, so that the metric stays positive definite."""
+        """Adds each moved row's curvature pair (s, y) in place of its oldest; a pair with s.y <= eps y.y is skipped,
+        so that the metric stays positive definite (L-BFGS-B's test is s.y <= eps (-g.s))."""
         sy, yy = torch.linalg.vecdot(s, y), torch.linalg.vecdot(y, y)
         rows = (moved & (sy > self.eps * yy)).nonzero().flatten()
         slots = self.head[rows]
@@ -146,15 +148,28 @@ class ProjectedLBFGS:
 
     def _backtrack(self, rejected, f, decrease) -> tuple[torch.Tensor, torch.Tensor]:
         """Shortens the steps of the ``rejected`` rows, whose trials did not decrease f enough; returns the masks of
-        those out of tries and of those to try again."""
+        those that end (out of tries with no curvature pairs) and of those with a new trial to make."""
         self.tries += rejected.long()
-        out = rejected & (self.tries >= self.limits.max_ls)
-        going = rejected & ~out
+        exhausted = rejected & (self.tries >= self.limits.max_ls)
+        shorter = rejected & ~exhausted
         # the minimum of the parabola through f(x), its slope and f(trial), kept within [0.1, 0.5] of the step
         curvature = f - self.f - decrease
         shrink = torch.where(curvature > 0, -decrease / (2 * curvature).clamp_min(EPS), 0.5).clamp(0.1, 0.5)
-        self.step = torch.where(going, self.step * shrink.to(self.step), self.step)
-        return out, going
+        self.step = torch.where(shorter, self.step * shrink.to(self.step), self.step)
+        restart = exhausted & self.held.any(1)
+        if restart.any():
+            self._forget(restart)
+        return exhausted & ~restart, shorter | restart
+
+    def _forget(self, rows) -> None:
+        """As L-BFGS-B after a failed line search while it holds pairs: drops the pairs of the rows of the mask and
+        tries again along the projected gradient, with a step of length 1."""
+        self.held &= ~rows[:, None]
+        self.gamma = torch.where(rows, 1.0, self.gamma)
+        steepest = -self.g * (((self.x - self.g).clamp(*self.bounds) - self.x) != 0)
+        self.d = torch.where(rows[:, None], steepest, self.d)
+        length = 1.0 / torch.linalg.vector_norm(steepest, dim=1).clamp_min(self.eps)
+        self.step, self.tries = torch.where(rows, length, self.step), torch.where(rows, 0, self.tries)
 
 
 def _in_order(pairwise: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
@@ -166,8 +181,8 @@ def _in_order(pairwise: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
 
 def _compact_coefficients(sy, yy, s_q, y_q, gamma, held):
     """H q - gamma q = S u + Y v for the compact inverse Hessian; returns (u, v), oldest pair first, from s_i.y_j,
-    y_i.y_j, S^T q and Y^T q in that order (float64: these m x m systems are where rounding would grow). Slots not
-    held get 0."""
+    y_i.y_j, S^T q and Y^T q in that order (the products summed in the vectors' dtype, these m x m systems solved in
+    float64, where rounding would grow). Slots not held get 0."""
     both = held[:, :, None] & held[:, None, :]
     sy, yy, s_q, y_q = sy * both, yy * both, (s_q * held)[..., None], (y_q * held)[..., None]
     R = sy.triu() + torch.diag_embed((~held).to(sy))  # an empty slot's row is the identity's, so R stays invertible
@@ -179,6 +194,6 @@ def _compact_coefficients(sy, yy, s_q, y_q, gamma, held):
 
 
 def _dots(memory: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Each row's m held vectors dotted with its v, as float64 (a batched matrix product: here about twice as fast
-    as ``vecdot``)."""
+    """Each row's m vectors (held or not) dotted with its v, as float64 (a batched matrix product: here about twice
+    as fast as ``vecdot``)."""
     return torch.bmm(v[:, None], memory.transpose(1, 2)).squeeze(1).double()

@@ -54,8 +54,8 @@ class _Progress:
         """The ``k`` waiting images expected to have the most evaluations left (ties: first waiting first), taken out
         of ``waiting``."""
         order = np.argsort(-self.left(waiting, steps, max_iter), kind="stable")[:k]
-        chosen = [waiting[i] for i in order]
-        waiting[:] = [n for i, n in enumerate(waiting) if i not in set(order.tolist())]
+        chosen, taken = [waiting[i] for i in order], set(order.tolist())
+        waiting[:] = [n for i, n in enumerate(waiting) if i not in taken]
         return chosen
 
 
@@ -185,12 +185,12 @@ class LBFGSAttack(EvasionAttack):
         pool = ProjectedLBFGS(width, flat.shape[1], Limits(self.max_iter), 0.0, 1.0, flat.dtype, x_all.device)
         searches = [_SearchOnC(float(c)) for c in consts]
         progress, steps = _Progress(len(x_all)), self.binary_search_steps
-        waiting, image_in = list(range(len(x_all))), torch.full((width,), -1, dtype=torch.long)
+        waiting, image_in = list(range(len(x_all))), torch.full((width,), -1, dtype=torch.long, device=x_all.device)
         self.batch_sizes = []
         while waiting or pool.busy.any():
             free = pool.free_rows()[: len(waiting)]
             image_in[free] = torch.as_tensor(
-                progress.next_images(waiting, len(free), steps, self.max_iter), dtype=torch.long
+                progress.next_images(waiting, len(free), steps, self.max_iter), dtype=torch.long, device=x_all.device
             )
             pool.start(free, flat[image_in[free]])
             rows = pool.busy_rows()

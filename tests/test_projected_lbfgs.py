@@ -119,3 +119,33 @@ def test_a_line_search_that_finds_no_decrease_ends_the_problem_where_it_was():
         evaluations += 1
     assert evaluations == 1 + 5 and ended.tolist() == [0]
     torch.testing.assert_close(pool.x, start)
+
+
+def test_a_failed_line_search_with_curvature_pairs_drops_them_and_tries_the_gradient_once_more():
+    """As L-BFGS-B: a row that holds pairs and finds no decrease in max_ls tries forgets them and searches along
+    the projected gradient; only a second failure, with no pairs, ends it (at its last accepted point)."""
+    pool = ProjectedLBFGS(1, 4, Limits(max_iter=100, max_ls=3), 0.0, 1.0, F64)
+    row, ones = torch.tensor([0]), torch.ones(1, 4, dtype=F64)
+    pool.start(row, torch.full((1, 4), 0.9, dtype=F64))  # its first step, of length 1 along -g, stays inside
+    assert len(pool.tell(row, torch.tensor([10.0]), ones, ones[:, 0] > 0)) == 0  # the start
+    assert len(pool.tell(row, torch.tensor([9.0]), 0.5 * ones, ones[:, 0] > 0)) == 0  # a step taken: one pair held
+    assert pool.held.any() and pool.iterations.item() == 1
+    accepted = pool.x.clone()
+    rejections, ended = 0, torch.tensor([], dtype=torch.long)
+    while len(ended) == 0:  # f rises wherever it looks from now on
+        ended = pool.tell(row, torch.tensor([100.0]), 0.5 * ones, ones[:, 0] < 0)
+        rejections += 1
+    assert rejections == 2 * 3 and not pool.held.any()
+    torch.testing.assert_close(pool.x, accepted)
+
+
+def test_it_stops_at_pgtol_when_factr_is_off_and_when_f_stops_falling():
+    """factr = 0: only a projected gradient within pgtol stops it before max_iter; pgtol = 0: a function that
+    falls by less than factr x eps relative to f stops it after its first step."""
+    (f_and_g, x0), *_ = _problems(1)
+    (x, iterations), *_ = _solve_all([(f_and_g, x0)], width=1, limits=Limits(max_iter=500, factr=0.0, pgtol=1e-6))
+    g = f_and_g(x)[1]
+    assert iterations < 500 and np.abs(np.clip(x - g, 0.0, 1.0) - x).max() <= 1e-6
+    nearly_flat = lambda x: (1.0 + 1e-10 * x.sum(), np.full_like(x, 1e-10))  # noqa: E731
+    (_, iterations), *_ = _solve_all([(nearly_flat, x0)], width=1, limits=Limits(max_iter=500, pgtol=0.0))
+    assert iterations == 1  # its first step lowered f by about 6e-10, under factr x eps = 2.2e-9
