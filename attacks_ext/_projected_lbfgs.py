@@ -101,7 +101,7 @@ class ProjectedLBFGS:
         self.f, self.g = torch.where(accepted, f, self.f), torch.where(accepted[:, None], g, self.g)
         self.iterations += moved.long()
         self.started |= accepted
-        projected = (self.x - self.g).clamp(*self.bounds) - self.x  # 0 where a bound holds a variable, or g is 0
+        projected = self._projected_gradient()
         flat = projected.abs().amax(1) <= self.limits.pgtol
         scale = previous.abs().maximum(self.f.abs()).clamp_min(1)
         stalled = moved & (previous - self.f <= self.limits.factr * EPS * scale)
@@ -110,8 +110,7 @@ class ProjectedLBFGS:
         if going.any():
             self.d = torch.where(going[:, None], self._direction(projected != 0), self.d)
             fresh = ~self.held.any(1)  # no curvature yet: a step of length 1 (L-BFGS-B's first, off a box)
-            first_step = 1.0 / torch.linalg.vector_norm(self.d, dim=1).clamp_min(self.eps)
-            self.step = torch.where(going, torch.where(fresh, first_step, 1.0), self.step)
+            self.step = torch.where(going, torch.where(fresh, self._unit_step(self.d), 1.0), self.step)
             self.tries = torch.where(going, 0, self.tries)
         return stop, going
 
@@ -166,10 +165,18 @@ class ProjectedLBFGS:
         tries again along the projected gradient, with a step of length 1."""
         self.held &= ~rows[:, None]
         self.gamma = torch.where(rows, 1.0, self.gamma)
-        steepest = -self.g * (((self.x - self.g).clamp(*self.bounds) - self.x) != 0)
+        steepest = -self.g * (self._projected_gradient() != 0)
         self.d = torch.where(rows[:, None], steepest, self.d)
-        length = 1.0 / torch.linalg.vector_norm(steepest, dim=1).clamp_min(self.eps)
-        self.step, self.tries = torch.where(rows, length, self.step), torch.where(rows, 0, self.tries)
+        self.step = torch.where(rows, self._unit_step(steepest), self.step)
+        self.tries = torch.where(rows, 0, self.tries)
+
+    def _projected_gradient(self) -> torch.Tensor:
+        """P(x - g) - x: 0 where a bound holds a variable (or its gradient is 0), -g elsewhere."""
+        return (self.x - self.g).clamp(*self.bounds) - self.x
+
+    def _unit_step(self, d: torch.Tensor) -> torch.Tensor:
+        """The step that moves each row by length 1 along its d."""
+        return 1.0 / torch.linalg.vector_norm(d, dim=1).clamp_min(self.eps)
 
 
 def _in_order(pairwise: torch.Tensor, order: torch.Tensor) -> torch.Tensor:

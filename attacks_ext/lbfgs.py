@@ -205,8 +205,10 @@ class LBFGSAttack(EvasionAttack):
                 if searches[n].ended(bool(pool.note[row]), l2):
                     out[n] = x_adv.cpu().numpy()
                 progress.ended_solve(n)
-                waiting.extend([n] if progress.ended[n] < steps else [])
-                bar.update(0 if progress.ended[n] < steps else 1)
+                if progress.ended[n] < steps:
+                    waiting.append(n)
+                else:
+                    bar.update(1)
         return out
 
     def _solve_with_scipy(self, x_all: torch.Tensor, targets: torch.Tensor, consts: np.ndarray, bar) -> np.ndarray:
