@@ -53,6 +53,8 @@ class _Progress:
     def next_images(self, waiting: list[int], k: int, steps: int, max_iter: int) -> list[int]:
         """The ``k`` waiting images expected to have the most evaluations left (ties: first waiting first), taken out
         of ``waiting``."""
+        if k == 0:  # most calls: no row has ended its solve, and ranking every image would be wasted
+            return []
         order = np.argsort(-self.left(waiting, steps, max_iter), kind="stable")[:k]
         chosen, taken = [waiting[i] for i in order], set(order.tolist())
         waiting[:] = [n for i, n in enumerate(waiting) if i not in taken]
