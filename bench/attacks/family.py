@@ -70,6 +70,8 @@ class AttackFamily:
     # "targeted" among them: a model's untargeted and targeted sweeps join that one call
     per_image: tuple[str, ...] = field(default=(), kw_only=True)
     origin: str = field(default="user", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>", "user"
+    # parameters that take a word, with the words allowed (a preset writes solver = "torch"); not in ``ranges``
+    choices: dict[str, tuple[str, ...]] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
         if self.norm not in NORMS:
@@ -94,12 +96,18 @@ class AttackFamily:
         """Validated implementation arguments: defaults, overridden by ``params``."""
         merged = {**self.defaults, **params}
         for key, value in merged.items():
+            if key in self.choices:
+                if value not in self.choices[key]:
+                    words = ", ".join(repr(word) for word in self.choices[key])
+                    raise ConfigError(f"{self.name} {key}={value!r} is not one of {words}.")
+                continue
             if key not in self.ranges:
-                raise ConfigError(
-                    f"attack {self.name!r} has no parameter {key!r}; expected one of: {', '.join(self.ranges)}."
-                )
+                names = ", ".join([*self.ranges, *self.choices])
+                raise ConfigError(f"attack {self.name!r} has no parameter {key!r}; expected one of: {names}.")
             low, high = self.ranges[key]
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and low <= value <= high):
+            if not isinstance(value, (int, float)):
+                raise ConfigError(f"{self.name} {key}={value!r} is not a number; expected one in [{low}, {high}].")
+            if not (math.isfinite(value) and low <= value <= high):
                 raise ConfigError(f"{self.name} {key}={value!r} is outside [{low}, {high}].")
             if key in INTEGER_PARAMS:
                 if value != int(value):
@@ -177,6 +185,11 @@ def art_per_image(estimator: Any, a: dict[str, Any]) -> dict[str, Any]:
 
 def iterations(p: dict[str, Any]) -> float:
     return p["max_iter"]
+
+
+def plain_value(value: Any) -> float | str:
+    """A parameter's value as cells, records and stores hold it: a number as a float, a word as itself."""
+    return value if isinstance(value, str) else float(value)
 
 
 def searches(p: dict[str, Any]) -> float:

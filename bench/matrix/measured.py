@@ -7,10 +7,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from bench.attacks.family import plain_value
+
 
 def craft_identity(craft_model: str, attack: str, params: dict[str, Any], targeted: bool) -> str:
     """What makes two crafts the same work whatever their image count: model crafted on, attack, parameters."""
-    return json.dumps([craft_model, attack, sorted((k, float(v)) for k, v in params.items()), bool(targeted)])
+    return json.dumps([craft_model, attack, sorted((k, plain_value(v)) for k, v in params.items()), bool(targeted)])
 
 
 def measured_passes(records) -> dict[str, tuple[float, float]]:

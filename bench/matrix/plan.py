@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.attacks import ATTACKS
+from bench.attacks.family import plain_value
 from bench.errors import ConfigError
 from bench.matrix.cluster import DaskSettings
 from bench.matrix.preset import Preset, load_preset
@@ -126,7 +127,7 @@ def expand(
     shard = preset.shard_images if shard_images is None else shard_images
     samples = {**preset.samples, **(n_samples or {})}
     cells: dict[str, Cell] = {}
-    for group in preset.groups:
+    for number, group in enumerate(preset.groups, 1):
         if (attacks and group.attack not in attacks) or (settings and group.setting not in settings):
             continue
         family = ATTACKS.get(group.attack)
@@ -134,8 +135,8 @@ def expand(
         wanted = [m for m in model_keys if group.models is None or _named(m, group.models)]
         for value in group.sweep_values:
             params = {**fixed, group.sweep_param: value}
-            family.arguments(params)  # validates names and ranges before any work
-            frozen = tuple(sorted((k, float(v)) for k, v in params.items()))
+            _check_arguments(family, params, f"preset {preset.name!r}, [[group]] {number}")
+            frozen = tuple(sorted((k, plain_value(v)) for k, v in params.items()))
             pairs = _pairs(group.setting, wanted, model_keys, preset.transfer_source, transfer_matrix, group)
             for target, source in pairs:
                 cell = Cell(
@@ -161,6 +162,14 @@ def expand(
                 cells[cell.hash] = cell
     _check_unique_names(cells.values())
     return list(cells.values())
+
+
+def _check_arguments(family, params: dict[str, Any], where: str) -> None:
+    """Names, ranges and words of a cell's parameters, before any work; an error says which group gave them."""
+    try:
+        family.arguments(params)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
 
 
 def _check_unique_names(cells) -> None:

@@ -73,7 +73,7 @@ GROUP: dict[str, Check] = {
     "tables": _strings,
     "setting": _text,
     "attack": _text,
-    "params": lambda v: None,  # checked as a table of numbers in _group
+    "params": lambda v: None,  # checked as a table of numbers and words in _group
     "sweep": lambda v: None,  # checked in _sweep
     "models": _names,
     "transfer_matrix": _flag,
@@ -137,6 +137,14 @@ class _File:
             if not _number(v):
                 raise self.fail(f"{where}.{key}", v, "a finite number")
 
+    def attack_params(self, value: Any, where: str) -> None:
+        """Numbers, or words for the parameters that take one (which words: the attack says, when cells are made)."""
+        for key, v in self.table(value, where).items():
+            if not (_number(v) or (isinstance(v, str) and v)):
+                raise self.fail(
+                    f"{where}.{key}", v, 'a finite number, or a word where the attack takes one (solver = "torch")'
+                )
+
 
 def _short(value: Any) -> str:
     text = repr(value)
@@ -152,7 +160,7 @@ def check_file(data: dict[str, Any], source: str) -> None:
         if _whole(1)(n):
             raise f.fail(f"samples.{attack}", n, "a whole number of images, at least 1")
     for attack, values in f.table(data.get("params", {}), "params").items():
-        f.numbers(values, f"params.{attack}")
+        f.attack_params(values, f"params.{attack}")
     for model, values in f.table(data.get("model_params", {}), "model_params").items():
         f.numbers(values, f"model_params.{model}")
     training = f.table(data.get("training", {}), "training")
@@ -184,7 +192,7 @@ def _group(f: _File, group: Any, i: int) -> None:
             f"preset {f.source}: {where} lacks {', '.join(missing)}; a group needs setting, attack, sweep."
         )
     f.values(group, GROUP, f"{where} ")
-    f.numbers(group.get("params", {}), f"{where} params")
+    f.attack_params(group.get("params", {}), f"{where} params")
     _sweep(f, group["sweep"], where)
 
 

@@ -96,6 +96,6 @@ def _lines(recs: list[Record]) -> dict[tuple[str, str], list[Record]]:
     differing = [k for k in keys if len({p.get(k) for p in params}) > 1]
     lines: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r, p in zip(recs, params, strict=True):
-        variant = ", ".join(f"{k}={p[k]:g}" for k in differing if k in p)
+        variant = ", ".join(f"{k}={p[k] if isinstance(p[k], str) else format(p[k], 'g')}" for k in differing if k in p)
         lines[(r.model, variant)].append(r)
     return lines

@@ -9,7 +9,8 @@ this order:
    ``O:SOFTMAX:CE`` and 1, a name without a seed has a missing ``training_seed``; ``param``/``value`` the cell's
    swept parameter, ``targeted``, ``n_samples`` and ``seed``, the seed of its images, from its configuration);
 2. the attack parameters, sorted by name: every key of any cell's ``config["params"]``, NaN in the rows of
-   cells whose attack lacks it;
+   cells whose attack lacks it (a parameter that takes a word, L-BFGS's ``solver``, is a string column, missing
+   where absent);
 3. measurements: ``MEASUREMENTS`` (rate is accuracy or success rate as ``metric`` says; norms, times, passes);
 4. provenance: ``PROVENANCE``.
 
@@ -103,11 +104,12 @@ def records_frame(records: list[Record]) -> pd.DataFrame:
     rows = [_row(r) for r in sorted(records, key=lambda r: (r.name, r.cell_hash))]
     frame = pd.DataFrame(rows, columns=[*IDENTITY, *params, *MEASUREMENTS, *PROVENANCE])
     types = {c: "string" for c in _TEXT} | {c: "Int64" for c in _INTEGERS} | {c: "boolean" for c in _BOOLEANS}
-    types |= {c: "float64" for c in (*_FLOATS, *params)}
+    words = {k for r in records for k, v in _params(r).items() if isinstance(v, str)}
+    types |= {c: "float64" for c in _FLOATS} | {c: "string" if c in words else "float64" for c in params}
     return frame.astype(types)
 
 
-def _params(record: Record) -> dict[str, float]:
+def _params(record: Record) -> dict[str, float | str]:
     """The cell's attack parameters; a worst-case cell's is the eps its components share. A parameter named like
     a column of the frame (a plugin attack's ``seed``, say) is prefixed with ``param_`` instead of overwriting it."""
     params = dict(record.config.get("params", {}))
