@@ -29,6 +29,7 @@ from attacks_ext._lbfgsb import lbfgsb_steps
 from attacks_ext._projected_lbfgs import Limits, ProjectedLBFGS
 
 log = logging.getLogger(__name__)
+SOLVERS = ("scipy", "torch")  # the first is the default
 
 
 class _Progress:
@@ -145,7 +146,7 @@ class LBFGSAttack(EvasionAttack):
         binary_search_steps: int = 5,
         max_iter: int = 1000,
         batch_size: int = 128,
-        solver: str = "scipy",
+        solver: str = SOLVERS[0],
         verbose: bool = False,
     ) -> None:
         super().__init__(estimator=classifier)
@@ -288,8 +289,8 @@ class LBFGSAttack(EvasionAttack):
         check_int("max_iter", self.max_iter, 1)
         check_int("batch_size", self.batch_size, 1)
         check_bool("verbose", self.verbose)
-        if self.solver not in ("torch", "scipy"):
-            raise ValueError(f"solver={self.solver!r} is not one of 'torch', 'scipy'.")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r} is not one of {', '.join(map(repr, SOLVERS))}.")
         if not hasattr(getattr(self.estimator, "loss_fn", None), "per_example"):
             raise ValueError(
                 f"the L-BFGS attack needs the model's own per-example loss (estimator.loss_fn.per_example); "

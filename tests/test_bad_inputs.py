@@ -61,10 +61,11 @@ PRESETS = [
     ("no group", HEAD, "lacks group; a preset needs name, models, samples, group"),
     ("empty group list", HEAD.replace("[training]", "group = []\n[training]"), "group = []; expected at least one"),
     ("group lacks attack", HEAD + '[[group]]\nsetting = "transfer"\nsweep = { eps = [0.1] }\n', "lacks attack"),
+    ("param a word", GOOD + 'params = { eps = "x" }\n', "[[group]] 1 params.eps = 'x'; expected a finite number"),
     (
-        "param a word",
-        GOOD.replace("fgsm", "bim") + 'params = { eps_step = "x" }\n',
-        "[[group]] 1: bim eps_step='x' is not a number; expected one in [0.0, 1.0]",
+        "param out of range",
+        GOOD.replace("fgsm", "bim") + "params = { eps_step = 2.0 }\n",
+        "preset 't', the cells of [[group]] 1: bim eps_step=2.0 is outside [0.0, 1.0]",
     ),
     ("param a list", GOOD + "params = { eps_step = [1] }\n", "[[group]] 1 params.eps_step = [1]; expected a finite"),
     (

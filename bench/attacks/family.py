@@ -70,7 +70,8 @@ class AttackFamily:
     # "targeted" among them: a model's untargeted and targeted sweeps join that one call
     per_image: tuple[str, ...] = field(default=(), kw_only=True)
     origin: str = field(default="user", kw_only=True)  # "ART", "bench attacks_ext", "plugin <dist> <version>", "user"
-    # parameters that take a word, with the words allowed (a preset writes solver = "torch"); not in ``ranges``
+    # parameters that take a word, with the words allowed, the default first (a preset writes solver = "torch"); a
+    # cell that names the default is the cell that leaves it out (``without_default_words``); not in ``ranges``
     choices: dict[str, tuple[str, ...]] = field(default_factory=dict, kw_only=True)
 
     def __post_init__(self) -> None:
@@ -81,6 +82,12 @@ class AttackFamily:
         if (self.norm is None) == ("eps" in self.ranges):
             bounded = "an eps ball but no norm" if self.norm is None else f"norm {self.norm} but no eps parameter"
             raise ConfigError(f"attack {self.name!r} has {bounded}: a bounded attack has both, a minimal one neither.")
+        if shared := set(self.choices) & (set(self.ranges) | set(self.per_image)):
+            raise ConfigError(f"attack {self.name!r}: {sorted(shared)} take words (choices), so not numbers too.")
+
+    def without_default_words(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` less the words equal to their default: writing solver = "scipy" is the same cell as not."""
+        return {k: v for k, v in params.items() if not (k in self.choices and v == self.choices[k][0])}
 
     @property
     def built_in(self) -> bool:

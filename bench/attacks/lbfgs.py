@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from attacks_ext.lbfgs import SOLVERS
 from bench.attacks.family import CONST, ITER, ITERATIVE, LOSS_VIEW, AttackFamily, ext_class, searches
 
 
@@ -28,10 +29,10 @@ LBFGS = AttackFamily(
     steps=ITERATIVE,
     papers=True,
     per_image=("c",),  # each image is its own L-BFGS-B problem, so a sweep over c runs in one call
-    # "scipy" (unset: the default, L-BFGS-B as Cleverhans ran it) or "torch" (every image's solve in tensor operations
-    # on the network's device: for a GPU, where SciPy's per-image arithmetic, about 10 ms per call of 128 images on
+    # "scipy" (the default, L-BFGS-B as Cleverhans ran it) or "torch" (every image's solve in tensor operations on
+    # the network's device: for a GPU, where SciPy's per-image arithmetic, about 10 ms per call of 128 images on
     # this project's CPU, would take longer than the network's call)
-    choices={"solver": ("scipy", "torch")},
+    choices={"solver": SOLVERS},
     aliases=("l_bfgs",),
     origin="bench attacks_ext",
 )

@@ -33,10 +33,11 @@ Examples:
 \b
 One row per stored cell. Columns: the cell (cell_hash, name, dataset, model, model_key, setting,
 source, attack, param, value, targeted, n_samples, seed), then every attack parameter by name
-(eps, eps_step, max_iter, c, ...; empty where the cell's attack has no such parameter), then the
-measurements (status, metric, rate, ci_low, ci_high, n, hits, clean_accuracy, norms, seconds,
-passes, error) and the provenance (device, commit_id, created). JSON is a list of objects, one
-per row, null where a value is missing. The store is never written to.
+(eps, eps_step, max_iter, c, ...; empty where the cell's attack has no such parameter; text for
+those that take a word, as L-BFGS's solver), then the measurements (status, metric, rate, ci_low,
+ci_high, n, hits, clean_accuracy, norms, seconds, passes, error) and the provenance (device,
+commit_id, created). JSON is a list of objects, one per row, null where a value is missing. The
+store is never written to.
 """
 
 

@@ -32,7 +32,7 @@ class Cell:
     model_key: str  # its model store key
     setting: str
     attack: str
-    params: tuple[tuple[str, float], ...]  # every parameter, defaults included, sorted
+    params: tuple[tuple[str, float | str], ...]  # every parameter, numbers' defaults included (words': not), sorted
     param: str
     value: float
     n_samples: int
@@ -134,8 +134,8 @@ def expand(
         fixed = {**family.defaults, **preset.overrides.get(group.attack, {}), **group.params}
         wanted = [m for m in model_keys if group.models is None or _named(m, group.models)]
         for value in group.sweep_values:
-            params = {**fixed, group.sweep_param: value}
-            _check_arguments(family, params, f"preset {preset.name!r}, [[group]] {number}")
+            params = family.without_default_words({**fixed, group.sweep_param: value})
+            _check_arguments(family, params, f"preset {preset.name!r}, the cells of [[group]] {number}")
             frozen = tuple(sorted((k, plain_value(v)) for k, v in params.items()))
             pairs = _pairs(group.setting, wanted, model_keys, preset.transfer_source, transfer_matrix, group)
             for target, source in pairs:

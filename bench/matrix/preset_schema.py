@@ -9,7 +9,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from bench.errors import ConfigError
+from bench.attacks import ATTACKS
+from bench.errors import ConfigError, UnknownNameError
 
 Check = Callable[[Any], str | None]  # None when the value fits, else what was expected
 
@@ -137,13 +138,28 @@ class _File:
             if not _number(v):
                 raise self.fail(f"{where}.{key}", v, "a finite number")
 
-    def attack_params(self, value: Any, where: str) -> None:
-        """Numbers, or words for the parameters that take one (which words: the attack says, when cells are made)."""
+    def attack_params(self, value: Any, where: str, attack: str) -> None:
+        """Numbers, and words for the parameters of ``attack`` that take one (its family's ``choices``). Ranges and
+        names are checked when cells are made; an attack not registered is refused there, by its name."""
+        choices = _choices(attack)
         for key, v in self.table(value, where).items():
-            if not (_number(v) or (isinstance(v, str) and v)):
-                raise self.fail(
-                    f"{where}.{key}", v, 'a finite number, or a word where the attack takes one (solver = "torch")'
-                )
+            if choices is None:
+                ok, expected = _number(v) or (isinstance(v, str) and bool(v)), "a finite number or a word"
+            elif key in choices:
+                ok, expected = v in choices[key], f"one of {', '.join(map(repr, choices[key]))}"
+            else:
+                words = f" ({attack} takes a word only for {', '.join(choices)})" if choices else ""
+                ok, expected = _number(v), f"a finite number{words}"
+            if not ok:
+                raise self.fail(f"{where}.{key}", v, expected)
+
+
+def _choices(attack: str) -> dict[str, tuple[str, ...]] | None:
+    """The word-valued parameters of ``attack`` and their words; None for a name not registered."""
+    try:
+        return ATTACKS.get(attack).choices
+    except UnknownNameError:
+        return None
 
 
 def _short(value: Any) -> str:
@@ -160,7 +176,7 @@ def check_file(data: dict[str, Any], source: str) -> None:
         if _whole(1)(n):
             raise f.fail(f"samples.{attack}", n, "a whole number of images, at least 1")
     for attack, values in f.table(data.get("params", {}), "params").items():
-        f.attack_params(values, f"params.{attack}")
+        f.attack_params(values, f"params.{attack}", attack)
     for model, values in f.table(data.get("model_params", {}), "model_params").items():
         f.numbers(values, f"model_params.{model}")
     training = f.table(data.get("training", {}), "training")
@@ -192,7 +208,7 @@ def _group(f: _File, group: Any, i: int) -> None:
             f"preset {f.source}: {where} lacks {', '.join(missing)}; a group needs setting, attack, sweep."
         )
     f.values(group, GROUP, f"{where} ")
-    f.attack_params(group.get("params", {}), f"{where} params")
+    f.attack_params(group.get("params", {}), f"{where} params", group["attack"])
     _sweep(f, group["sweep"], where)
 
 

@@ -88,6 +88,10 @@ def _plot(recs: list[Record], title: str, path: Path) -> Path:
     return save_plot(fig, ax, path, outside=True)
 
 
+def _shown(value: float | str) -> str:
+    return value if isinstance(value, str) else f"{value:g}"
+
+
 def _lines(recs: list[Record]) -> dict[tuple[str, str], list[Record]]:
     """Records by (model, parameter set): the parameters other than eps that differ between the group's cells name
     the set ('max_iter=100', 'num_random_init=4'); one set, no name."""
@@ -96,6 +100,6 @@ def _lines(recs: list[Record]) -> dict[tuple[str, str], list[Record]]:
     differing = [k for k in keys if len({p.get(k) for p in params}) > 1]
     lines: dict[tuple[str, str], list[Record]] = defaultdict(list)
     for r, p in zip(recs, params, strict=True):
-        variant = ", ".join(f"{k}={p[k] if isinstance(p[k], str) else format(p[k], 'g')}" for k in differing if k in p)
+        variant = ", ".join(f"{k}={_shown(p[k])}" for k in differing if k in p)
         lines[(r.model, variant)].append(r)
     return lines

@@ -145,19 +145,20 @@ def _model_order(label: str) -> tuple[int, str]:
 
 
 def timing_rows(records: Iterable[Record]) -> list[dict[str, Any]]:
-    """Per attack family, over the cells that crafted (not reused) examples: wall time against pass time."""
-    groups: dict[str, list[Record]] = defaultdict(list)
+    """Per attack family (and its word-valued parameters: L-BFGS's solver), over the cells that crafted (not reused)
+    examples: wall time against pass time."""
+    groups: dict[tuple[str, tuple[str, ...]], list[Record]] = defaultdict(list)
     for r in records:
         if r.status == "ok" and not r.craft_reused and r.craft_seconds:
-            groups[r.attack].append(r)
+            groups[(r.attack, _words(r))].append(r)
     rows = []
-    for attack, recs in sorted(groups.items()):
+    for (attack, words), recs in sorted(groups.items()):
         wall = sum(r.craft_seconds for r in recs)
         passes = sum(r.pass_seconds or 0.0 for r in recs)
         images = sum(r.n for r in recs)
         rows.append(
             {
-                "attack": attack,
+                "attack": " ".join([attack, *words]),
                 "implementation": ATTACKS.get(attack).implementation,
                 "cells crafted": len(recs),
                 "images": images,
@@ -171,6 +172,11 @@ def timing_rows(records: Iterable[Record]) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def _words(record: Record) -> tuple[str, ...]:
+    """The cell's word-valued parameters as "solver=torch": cells crafted by another solver get a row of their own."""
+    return tuple(sorted(f"{k}={v}" for k, v in record.config.get("params", {}).items() if isinstance(v, str)))
 
 
 def _best_batch_columns(recs: list[Record], wall: float) -> dict[str, Any]:

@@ -100,11 +100,12 @@ def results_frame(source: ResultsStore | str | Path, dataset: str | None = None)
 
 def records_frame(records: list[Record]) -> pd.DataFrame:
     """The frame of ``records`` (columns as the module docstring lists them), sorted by name then hash."""
-    params = sorted({k for r in records for k in _params(r)})
+    every = [_params(r) for r in records]
+    params = sorted({k for p in every for k in p})
+    words = {k for p in every for k, v in p.items() if isinstance(v, str)}
     rows = [_row(r) for r in sorted(records, key=lambda r: (r.name, r.cell_hash))]
     frame = pd.DataFrame(rows, columns=[*IDENTITY, *params, *MEASUREMENTS, *PROVENANCE])
     types = {c: "string" for c in _TEXT} | {c: "Int64" for c in _INTEGERS} | {c: "boolean" for c in _BOOLEANS}
-    words = {k for r in records for k, v in _params(r).items() if isinstance(v, str)}
     types |= {c: "float64" for c in _FLOATS} | {c: "string" if c in words else "float64" for c in params}
     return frame.astype(types)
 
