@@ -288,8 +288,10 @@ def _timing(records: list[Record], model_metas: list[dict]) -> str:
             "spent beyond the network). FGSM's sweep spends one gradient for all its eps. What raises a ratio: "
             "CW-L2 drops images from its batch as they abort early, and the smaller batches cost more per image; "
             "L-BFGS spends SciPy's L-BFGS-B bookkeeping between passes (run with one BLAS thread: SciPy's "
-            "OpenBLAS threads and torch's fighting over the cores made it 4.7x); ART's attacks run as ART "
-            "wrote them." + (BEST_BATCH_NOTE if prices else ""),
+            "OpenBLAS threads and torch's fighting over the cores made it 4.7x), and an image's solves run one "
+            "after another, so once fewer searches are left than a batch holds its calls carry fewer images "
+            "(scripts/lbfgs_time.py splits the two); ART's attacks run as ART wrote them."
+            + (BEST_BATCH_NOTE if prices else ""),
             "",
             tabulate(rows, headers="keys", tablefmt="github") if rows else "_no timed cells_",
             "",
