@@ -89,6 +89,12 @@ class AttackFamily:
         """``params`` less the words equal to their default: writing solver = "scipy" is the same cell as not."""
         return {k: v for k, v in params.items() if not (k in self.choices and v == self.choices[k][0])}
 
+    def word_problem(self, key: str, value: Any) -> str | None:
+        """What a word-valued parameter expects, when ``value`` is not one of its words; None when it is."""
+        if value in self.choices[key]:
+            return None
+        return f"one of {', '.join(repr(word) for word in self.choices[key])}"
+
     @property
     def built_in(self) -> bool:
         return self.origin in BUILT_IN_ORIGINS
@@ -104,9 +110,8 @@ class AttackFamily:
         merged = {**self.defaults, **params}
         for key, value in merged.items():
             if key in self.choices:
-                if value not in self.choices[key]:
-                    words = ", ".join(repr(word) for word in self.choices[key])
-                    raise ConfigError(f"{self.name} {key}={value!r} is not one of {words}.")
+                if expected := self.word_problem(key, value):
+                    raise ConfigError(f"{self.name} {key}={value!r} is not {expected}.")
                 continue
             if key not in self.ranges:
                 names = ", ".join([*self.ranges, *self.choices])

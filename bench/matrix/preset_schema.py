@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.attacks import ATTACKS
+from bench.attacks.family import AttackFamily
 from bench.errors import ConfigError, UnknownNameError
 
 Check = Callable[[Any], str | None]  # None when the value fits, else what was expected
@@ -141,23 +142,25 @@ class _File:
     def attack_params(self, value: Any, where: str, attack: str) -> None:
         """Numbers, and words for the parameters of ``attack`` that take one (its family's ``choices``). Ranges and
         names are checked when cells are made; an attack not registered is refused there, by its name."""
-        choices = _choices(attack)
+        family = _family(attack)
         for key, v in self.table(value, where).items():
-            if choices is None:
+            if family is None:
                 ok, expected = _number(v) or (isinstance(v, str) and bool(v)), "a finite number or a word"
-            elif key in choices:
-                ok, expected = v in choices[key], f"one of {', '.join(map(repr, choices[key]))}"
+            elif key in family.choices:
+                expected = family.word_problem(key, v)
+                ok = expected is None
             else:
-                words = f" ({attack} takes a word only for {', '.join(choices)})" if choices else ""
+                words = f" ({attack} takes a word only for {', '.join(family.choices)})" if family.choices else ""
                 ok, expected = _number(v), f"a finite number{words}"
             if not ok:
                 raise self.fail(f"{where}.{key}", v, expected)
 
 
-def _choices(attack: str) -> dict[str, tuple[str, ...]] | None:
-    """The word-valued parameters of ``attack`` and their words; None for a name not registered."""
+def _family(attack: str) -> AttackFamily | None:
+    """The registered family of ``attack`` (its word-valued parameters are its ``choices``); None for a name not
+    registered."""
     try:
-        return ATTACKS.get(attack).choices
+        return ATTACKS.get(attack)
     except UnknownNameError:
         return None
 

@@ -100,10 +100,11 @@ def results_frame(source: ResultsStore | str | Path, dataset: str | None = None)
 
 def records_frame(records: list[Record]) -> pd.DataFrame:
     """The frame of ``records`` (columns as the module docstring lists them), sorted by name then hash."""
+    records = sorted(records, key=lambda r: (r.name, r.cell_hash))
     every = [_params(r) for r in records]
     params = sorted({k for p in every for k in p})
     words = {k for p in every for k, v in p.items() if isinstance(v, str)}
-    rows = [_row(r) for r in sorted(records, key=lambda r: (r.name, r.cell_hash))]
+    rows = [_row(r, p) for r, p in zip(records, every, strict=True)]
     frame = pd.DataFrame(rows, columns=[*IDENTITY, *params, *MEASUREMENTS, *PROVENANCE])
     types = {c: "string" for c in _TEXT} | {c: "Int64" for c in _INTEGERS} | {c: "boolean" for c in _BOOLEANS}
     types |= {c: "float64" for c in _FLOATS} | {c: "string" if c in words else "float64" for c in params}
@@ -119,10 +120,10 @@ def _params(record: Record) -> dict[str, float | str]:
     return {f"param_{k}" if k in FIXED else k: v for k, v in params.items()}
 
 
-def _row(record: Record) -> dict[str, Any]:
+def _row(record: Record, params: dict[str, float | str]) -> dict[str, Any]:
     row = {c: getattr(record, c) for c in FIXED if hasattr(record, c)}
     config = record.config
     row["targeted"] = config.get("targeted", record.metric == "success_rate")
     row["n_samples"] = config.get("n_samples")
     row["base_model"], row["training_seed"] = split_seeded_name(record.model)
-    return row | _params(record)
+    return row | params
