@@ -96,7 +96,7 @@ def main() -> None:
     )
     if ROUTINE[0]:
         print(
-            f"  of that outside, in SciPy's L-BFGS-B routine {ROUTINE[1]:.1f} s ({ROUTINE[0]} calls); floor: the "
+            f"  of that outside, in SciPy's L-BFGS-B routine {ROUTINE[1]:.1f} s ({ROUTINE[0]:,} calls); floor: the "
             f"passes at the best batch and the routine, {best + ROUTINE[1]:.1f} s ({(best + ROUTINE[1]) / best:.2f}x)"
         )
     for low, high in SPANS:
